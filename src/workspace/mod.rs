@@ -6,14 +6,17 @@
 
 pub mod atomic;
 pub mod history;
+pub mod objects;
 pub mod record;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use git2::{IndexAddOption, Repository, Signature};
+use git2::Repository;
 
 pub use history::{Event, EventKind, EventLog};
+use snapshot::Snapshot;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
@@ -41,8 +44,14 @@ const GITIGNORE: &str = ".tmp/\n.candidates/\n";
 
 pub struct Workspace {
     pub root: PathBuf,
-    repo: Mutex<Repository>,
+    git: Mutex<Git>,
     pub log: EventLog,
+}
+
+/// The repository and what its last commit recorded.
+struct Git {
+    repo: Repository,
+    snapshot: Snapshot,
 }
 
 impl Workspace {
@@ -56,18 +65,16 @@ impl Workspace {
             std::fs::create_dir_all(&p).map_err(io(&p))?;
         }
         let root = root.canonicalize().map_err(io(root))?;
-        let repo = Repository::init(&root)?;
-        {
-            let mut cfg = repo.config()?;
-            // Task files may carry their own ignore rules and CRLFs; the workspace records bytes.
-            cfg.set_bool("core.autocrlf", false)?;
-        }
+        let repo = init_repo(&root)?;
         let gi = root.join(".gitignore");
         atomic::write(&gi, GITIGNORE.as_bytes()).map_err(io(&gi))?;
         let log = EventLog::open(&root.join("history/events.jsonl")).map_err(io(&root))?;
         Ok(Workspace {
             root,
-            repo: Mutex::new(repo),
+            git: Mutex::new(Git {
+                repo,
+                snapshot: Snapshot::default(),
+            }),
             log,
         })
     }
@@ -98,19 +105,25 @@ impl Workspace {
     /// synced here: appended events survive a killed process as they are; [`Workspace::sync`]
     /// makes a finished run durable against losing the machine.
     pub fn commit(&self, message: &str) -> Result<git2::Oid, WorkspaceError> {
-        let repo = self.repo.lock().unwrap_or_else(|p| p.into_inner());
-        commit_all(&repo, message)
+        let mut git = self.git.lock().unwrap_or_else(|p| p.into_inner());
+        let Git { repo, snapshot } = &mut *git;
+        snapshot.commit(repo, &self.root, message)
     }
 
-    /// Flushes the history to disk (the end of a run).
+    /// The end of a run: the index is written to match the last commit (so `git status` in the
+    /// workspace is clean) and the history is flushed to disk.
     pub fn sync(&self) -> Result<(), WorkspaceError> {
+        {
+            let git = self.git.lock().unwrap_or_else(|p| p.into_inner());
+            git.snapshot.write_index(&git.repo)?;
+        }
         self.log.sync().map_err(io(self.log.path()))
     }
 
     /// The commit messages from the first to the last: the story of the run.
     pub fn story(&self) -> Result<Vec<String>, WorkspaceError> {
-        let repo = self.repo.lock().unwrap_or_else(|p| p.into_inner());
-        story(&repo)
+        let git = self.git.lock().unwrap_or_else(|p| p.into_inner());
+        story(&git.repo)
     }
 
     /// Runs `f` with the repository (for branches of candidates).
@@ -118,26 +131,38 @@ impl Workspace {
         &self,
         f: impl FnOnce(&Repository) -> Result<T, WorkspaceError>,
     ) -> Result<T, WorkspaceError> {
-        let repo = self.repo.lock().unwrap_or_else(|p| p.into_inner());
-        f(&repo)
+        let git = self.git.lock().unwrap_or_else(|p| p.into_inner());
+        f(&git.repo)
     }
 }
 
-pub fn signature() -> Result<Signature<'static>, git2::Error> {
-    Signature::now("nlah runtime", "runtime@nlah.invalid")
+/// The configuration of a workspace repository. Task files may carry CRLFs; the workspace
+/// records bytes. The commits are the record of a run, so no reflog is kept beside them.
+const CONFIG: &str = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = false\n\tautocrlf = false\n";
+
+/// Makes the repository of a new workspace, on branch `main`: the folders and two files git
+/// itself starts from. (libgit2's `init` also probes the file system and rewrites its config once
+/// per setting, which costs more than all the commits of a short run.)
+fn init_repo(root: &Path) -> Result<Repository, WorkspaceError> {
+    let git = root.join(".git");
+    for dir in ["objects/info", "objects/pack", "refs/heads", "refs/tags"] {
+        let p = git.join(dir);
+        std::fs::create_dir_all(&p).map_err(io(&p))?;
+    }
+    for (name, text) in [("HEAD", "ref: refs/heads/main\n"), ("config", CONFIG)] {
+        let p = git.join(name);
+        std::fs::write(&p, text).map_err(io(&p))?;
+    }
+    Ok(Repository::open(root)?)
 }
 
-/// Stages every change (additions, edits, deletions) and commits it on HEAD.
+/// Commits the whole work tree of `repo` (additions, edits, deletions) on HEAD, once (a
+/// candidate's worktree); the index is left as it was.
 pub fn commit_all(repo: &Repository, message: &str) -> Result<git2::Oid, WorkspaceError> {
-    let mut index = repo.index()?;
-    index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
-    index.update_all(["*"], None)?;
-    index.write()?;
-    let tree = repo.find_tree(index.write_tree()?)?;
-    let sig = signature()?;
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    Ok(repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?)
+    let root = repo
+        .workdir()
+        .ok_or_else(|| git2::Error::from_str("a bare repository has no files to commit"))?;
+    Snapshot::default().commit(repo, root, message)
 }
 
 /// The first lines of the commit messages on HEAD, oldest first.

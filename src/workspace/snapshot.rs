@@ -1,0 +1,433 @@
+//! Commits of the workspace's files, cheaply enough to take one per transition.
+//!
+//! `git add -A` through libgit2 walks the tree twice, looks up attributes (and resolves real
+//! paths) for every file and rehashes every file written since the index was last saved. A run
+//! knows more than git does: it is the only writer of its repository's objects and it commits
+//! again and again. So a [`Snapshot`] keeps, per path, the stat it saw and the blob it wrote, and a
+//! commit is one walk with one `lstat` per entry: only files whose stat changed, or whose stat is
+//! too recent to be trusted, are read and hashed, only new blobs and the trees above them are
+//! written, and ignore rules are asked about new paths only. Like git, a path once recorded stays
+//! recorded even if an ignore rule later matches it.
+//!
+//! The on-disk index is not touched per commit: [`Snapshot::write_index`] writes it, with the stat
+//! data seen, when the run ends, so `git status` in a finished workspace is clean and fast.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use git2::{FileMode, IndexEntry, IndexTime, ObjectType, Oid, Repository};
+
+use super::objects::{Objects, TreeEntry};
+use super::{WorkspaceError, io};
+
+/// A file changed within this long before the walk started may change again without its stat
+/// changing (timestamps come from a coarse clock), so its content is hashed again next time.
+const RACY: Duration = Duration::from_millis(50);
+/// The same for file systems that keep whole seconds only.
+const RACY_COARSE: Duration = Duration::from_secs(2);
+
+/// What a path held at the last commit.
+#[derive(Default)]
+pub struct Snapshot {
+    root: Dir,
+    /// The repository's object store, opened at the first commit.
+    objects: Option<Objects>,
+}
+
+#[derive(Default)]
+struct Dir {
+    files: BTreeMap<OsString, File>,
+    dirs: BTreeMap<OsString, Dir>,
+    /// Names in this folder an ignore rule excluded (asked once; forgotten when a `.gitignore`
+    /// changes).
+    ignored: HashSet<OsString>,
+    /// The tree last written for this folder; `None` when something below it changed.
+    tree: Option<Oid>,
+}
+
+struct File {
+    stat: Stat,
+    /// Whether the stat is old enough that an unchanged stat means unchanged content.
+    trusted: bool,
+    oid: Oid,
+    mode: FileMode,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stat {
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+    dev: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+impl Stat {
+    fn of(m: &std::fs::Metadata) -> Stat {
+        Stat {
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+            ino: m.ino(),
+            dev: m.dev(),
+            mode: m.mode(),
+            uid: m.uid(),
+            gid: m.gid(),
+        }
+    }
+
+    /// Whether the file was last changed long enough before `now` to trust its stat.
+    fn settled(&self, now: SystemTime) -> bool {
+        let (secs, nanos) = self.mtime.max(self.ctime);
+        let (Ok(secs), Ok(nanos)) = (u64::try_from(secs), u32::try_from(nanos)) else {
+            return false;
+        };
+        let changed = UNIX_EPOCH + Duration::new(secs, nanos);
+        let window = if nanos == 0 { RACY_COARSE } else { RACY };
+        now.duration_since(changed).is_ok_and(|age| age > window)
+    }
+}
+
+/// One walk's context.
+struct Walk<'a> {
+    repo: &'a Repository,
+    objects: &'a mut Objects,
+    now: SystemTime,
+    /// A `.gitignore` changed: cached ignore decisions are stale after this walk.
+    ignore_rules_changed: bool,
+}
+
+impl Snapshot {
+    /// Records every file under `root` (the repository's work tree) as a commit on HEAD.
+    pub fn commit(
+        &mut self,
+        repo: &Repository,
+        root: &Path,
+        message: &str,
+    ) -> Result<Oid, WorkspaceError> {
+        let objects = self
+            .objects
+            .get_or_insert_with(|| Objects::new(repo.commondir().join("objects")));
+        let mut walk = Walk {
+            repo,
+            objects,
+            now: SystemTime::now(),
+            ignore_rules_changed: false,
+        };
+        walk.dir(&mut self.root, root, Path::new(""))?;
+        if walk.ignore_rules_changed {
+            self.root.forget_ignored();
+        }
+        let tree = match write_tree(objects, &mut self.root)? {
+            Some(oid) => oid,
+            None => objects.tree(&mut [])?,
+        };
+        // HEAD names the branch to move (or is detached, and moves itself).
+        let head = repo.find_reference("HEAD")?;
+        let branch = head.symbolic_target().unwrap_or("HEAD").to_string();
+        let parent = repo.refname_to_id(&branch).ok();
+        let commit = objects.commit(tree, parent, message)?;
+        let summary = message.lines().next().unwrap_or_default();
+        repo.reference(&branch, commit, true, &format!("commit: {summary}"))?;
+        Ok(commit)
+    }
+
+    /// Writes the repository's index from what the last commit recorded, stat data included.
+    pub fn write_index(&self, repo: &Repository) -> Result<(), WorkspaceError> {
+        let mut index = repo.index()?;
+        index.clear()?;
+        self.root.index_into(&mut index, &mut Vec::new())?;
+        index.write()?;
+        Ok(())
+    }
+}
+
+impl Walk<'_> {
+    /// Brings `node` up to date with the folder `abs` (`rel` inside the work tree). Returns
+    /// whether anything in it changed.
+    fn dir(&mut self, node: &mut Dir, abs: &Path, rel: &Path) -> Result<bool, WorkspaceError> {
+        let mut changed = false;
+        let mut seen: HashSet<OsString> = HashSet::new();
+        for entry in std::fs::read_dir(abs).map_err(io(abs))? {
+            let entry = entry.map_err(io(abs))?;
+            let name = entry.file_name();
+            // The repository itself, and the `.git` file of a worktree or nested repository.
+            if name == ".git" {
+                continue;
+            }
+            let Ok(kind) = entry.file_type() else {
+                continue; // vanished while walking
+            };
+            let path = rel.join(&name);
+            let known = node.files.contains_key(&name) || node.dirs.contains_key(&name);
+            if !known && (node.ignored.contains(&name) || self.ignored(&path, kind.is_dir())?) {
+                node.ignored.insert(name);
+                continue;
+            }
+            if kind.is_dir() {
+                changed |= node.files.remove(&name).is_some();
+                let sub = node.dirs.entry(name.clone()).or_default();
+                changed |= self.dir(sub, &entry.path(), &path)?;
+            } else if kind.is_file() || kind.is_symlink() {
+                changed |= node.dirs.remove(&name).is_some();
+                changed |= self.file(node, &name, &entry.path())?;
+            } else {
+                continue; // sockets, fifos and devices are not content
+            }
+            seen.insert(name);
+        }
+        let before = node.files.len() + node.dirs.len();
+        node.files.retain(|name, _| seen.contains(name));
+        node.dirs.retain(|name, _| seen.contains(name));
+        changed |= node.files.len() + node.dirs.len() != before;
+        if changed {
+            node.tree = None;
+        }
+        Ok(changed)
+    }
+
+    fn ignored(&self, path: &Path, is_dir: bool) -> Result<bool, WorkspaceError> {
+        // A trailing slash lets folder-only rules (`.tmp/`) match.
+        let asked: PathBuf = if is_dir {
+            path.join("")
+        } else {
+            path.to_path_buf()
+        };
+        Ok(self.repo.is_path_ignored(asked)?)
+    }
+
+    /// Brings the file `name` of `node` up to date. Returns whether its content or mode changed.
+    fn file(&mut self, node: &mut Dir, name: &OsStr, abs: &Path) -> Result<bool, WorkspaceError> {
+        let Ok(meta) = std::fs::symlink_metadata(abs) else {
+            return Ok(false); // vanished while walking; the next walk drops it
+        };
+        let stat = Stat::of(&meta);
+        if let Some(f) = node.files.get(name)
+            && f.trusted
+            && f.stat == stat
+        {
+            return Ok(false);
+        }
+        let (bytes, mode) = if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(abs).map_err(io(abs))?;
+            (target.as_os_str().as_bytes().to_vec(), FileMode::Link)
+        } else {
+            let exec = meta.mode() & 0o100 != 0;
+            let bytes = match std::fs::read(abs) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(io(abs)(e)),
+            };
+            let mode = if exec {
+                FileMode::BlobExecutable
+            } else {
+                FileMode::Blob
+            };
+            (bytes, mode)
+        };
+        let oid = Oid::hash_object(ObjectType::Blob, &bytes)?;
+        let trusted = stat.settled(self.now);
+        if name == ".gitignore" {
+            self.ignore_rules_changed |= node.files.get(name).is_none_or(|f| f.oid != oid);
+        }
+        let same = node
+            .files
+            .get(name)
+            .is_some_and(|f| f.oid == oid && f.mode == mode);
+        if !same {
+            self.objects.store(ObjectType::Blob, oid, &bytes)?;
+        }
+        node.files.insert(
+            name.to_os_string(),
+            File {
+                stat,
+                trusted,
+                oid,
+                mode,
+            },
+        );
+        Ok(!same)
+    }
+}
+
+/// Writes the trees of folders that changed, deepest first. `None` for a folder with no files
+/// anywhere below it (git records no empty folders).
+fn write_tree(objects: &mut Objects, node: &mut Dir) -> Result<Option<Oid>, WorkspaceError> {
+    if let Some(oid) = node.tree {
+        return Ok(Some(oid));
+    }
+    let mut subtrees = Vec::new();
+    for (name, sub) in &mut node.dirs {
+        if let Some(oid) = write_tree(objects, sub)? {
+            subtrees.push((name, oid));
+        }
+    }
+    let mut entries: Vec<TreeEntry<'_>> = node
+        .files
+        .iter()
+        .map(|(name, f)| TreeEntry {
+            name: name.as_bytes(),
+            oid: f.oid,
+            mode: f.mode,
+        })
+        .chain(subtrees.iter().map(|(name, oid)| TreeEntry {
+            name: name.as_bytes(),
+            oid: *oid,
+            mode: FileMode::Tree,
+        }))
+        .collect();
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let oid = objects.tree(&mut entries)?;
+    node.tree = Some(oid);
+    Ok(Some(oid))
+}
+
+impl Dir {
+    fn forget_ignored(&mut self) {
+        self.ignored.clear();
+        for sub in self.dirs.values_mut() {
+            sub.forget_ignored();
+        }
+    }
+
+    fn index_into(
+        &self,
+        index: &mut git2::Index,
+        prefix: &mut Vec<u8>,
+    ) -> Result<(), WorkspaceError> {
+        for (name, f) in &self.files {
+            let mut path = prefix.clone();
+            path.extend_from_slice(name.as_bytes());
+            let s = &f.stat;
+            // Index fields are 32 bits wide by format; git truncates the same way.
+            let time = |(secs, nanos): (i64, i64)| IndexTime::new(secs as i32, nanos as u32);
+            index.add(&IndexEntry {
+                ctime: time(s.ctime),
+                mtime: time(s.mtime),
+                dev: s.dev as u32,
+                ino: s.ino as u32,
+                mode: u32::from(f.mode),
+                uid: s.uid,
+                gid: s.gid,
+                file_size: s.size as u32,
+                id: f.oid,
+                flags: 0,
+                flags_extended: 0,
+                path,
+            })?;
+        }
+        for (name, sub) in &self.dirs {
+            let len = prefix.len();
+            prefix.extend_from_slice(name.as_bytes());
+            prefix.push(b'/');
+            sub.index_into(index, prefix)?;
+            prefix.truncate(len);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree_paths(repo: &Repository) -> Vec<String> {
+        let tree = repo.head().unwrap().peel_to_tree().unwrap();
+        let mut out = Vec::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, e| {
+            if e.kind() == Some(ObjectType::Blob) {
+                out.push(format!("{dir}{}", e.name().unwrap()));
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn records_what_git_add_all_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        std::fs::write(root.join(".gitignore"), ".tmp/\n*.log\n").unwrap();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::create_dir_all(root.join(".tmp")).unwrap();
+        std::fs::create_dir_all(root.join("empty")).unwrap();
+        std::fs::write(root.join("a/b/c.txt"), "c").unwrap();
+        std::fs::write(root.join("a/x.log"), "ignored").unwrap();
+        std::fs::write(root.join(".tmp/scratch"), "ignored").unwrap();
+        std::os::unix::fs::symlink("a/b/c.txt", root.join("link")).unwrap();
+        let mut snap = Snapshot::default();
+        let first = snap.commit(&repo, root, "one").unwrap();
+        assert_eq!(tree_paths(&repo), [".gitignore", "a/b/c.txt", "link"]);
+
+        // The same tree as libgit2's own `add_all`, byte for byte.
+        let mut index = repo.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        let theirs = index.write_tree().unwrap();
+        assert_eq!(repo.find_commit(first).unwrap().tree_id(), theirs);
+
+        // Edits, deletions and new files, with stats that may be too recent to trust.
+        std::fs::write(root.join("a/b/c.txt"), "C").unwrap();
+        std::fs::remove_file(root.join("link")).unwrap();
+        std::fs::write(root.join("new.txt"), "n").unwrap();
+        snap.commit(&repo, root, "two").unwrap();
+        assert_eq!(tree_paths(&repo), [".gitignore", "a/b/c.txt", "new.txt"]);
+        let blob = repo
+            .head()
+            .unwrap()
+            .peel_to_tree()
+            .unwrap()
+            .get_path(Path::new("a/b/c.txt"))
+            .unwrap()
+            .id();
+        assert_eq!(repo.find_blob(blob).unwrap().content(), b"C");
+
+        // A new ignore rule excludes new paths; recorded ones stay recorded.
+        std::fs::write(root.join(".gitignore"), ".tmp/\n*.log\n*.txt\n").unwrap();
+        std::fs::write(root.join("later.txt"), "l").unwrap();
+        snap.commit(&repo, root, "three").unwrap();
+        assert_eq!(tree_paths(&repo), [".gitignore", "a/b/c.txt", "new.txt"]);
+    }
+
+    #[test]
+    fn a_same_size_rewrite_right_after_a_commit_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        let mut snap = Snapshot::default();
+        for content in ["aaaa", "bbbb", "cccc"] {
+            std::fs::write(root.join("f"), content).unwrap();
+            snap.commit(&repo, root, content).unwrap();
+            let tree = repo.head().unwrap().peel_to_tree().unwrap();
+            let blob = repo.find_blob(tree.get_name("f").unwrap().id()).unwrap();
+            assert_eq!(blob.content(), content.as_bytes());
+        }
+    }
+
+    #[test]
+    fn the_index_matches_the_last_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        std::fs::write(root.join("d/f"), "f").unwrap();
+        std::fs::write(root.join("g"), "g").unwrap();
+        let mut snap = Snapshot::default();
+        snap.commit(&repo, root, "one").unwrap();
+        snap.write_index(&repo).unwrap();
+        let statuses = repo.statuses(None).unwrap();
+        assert_eq!(statuses.len(), 0, "git status is clean");
+    }
+}
