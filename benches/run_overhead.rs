@@ -6,18 +6,25 @@
 //!    the verifier) divided by its steps, over several runs. The cost of one workspace commit is
 //!    measured on its own as well.
 //! 2. 64 concurrent runs against a mock model on loopback HTTP that answers after 200 ms:
-//!    wall time against the ideal (the model's latency times the calls of one run), and the
-//!    process's peak resident memory.
+//!    wall time against the ideal (the model's latency times the calls of one run), the CPU time
+//!    per run (the verifier's processes included), and the process's peak resident memory. One
+//!    run alone first, so the runtime's serial cost and its cost under contention can be told
+//!    apart. The mock model runs on its own thread and runtime: a server that shares the
+//!    machine's cores but not nlah's scheduler.
+//! 0. First, whole short runs (ten calls to a model answering at once), one after another: the
+//!    fixed cost every concurrent run pays.
 //!
-//! Run: `cargo bench --bench run_overhead`.
+//! Run: `cargo bench --bench run_overhead`. `NLAH_BENCH_CONCURRENT_ONLY=1` skips part 1 (for
+//! profiling part 2).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Router;
+use axum::body::Bytes;
 use axum::routing::post;
-use axum::{Json, Router};
 use futures::future::BoxFuture;
 use nlah::charter;
 use nlah::diag::Diags;
@@ -26,7 +33,8 @@ use nlah::model::openai::OpenAiBackend;
 use nlah::model::{
     ChatBackend, ChatRequest, ChatResponse, Message, ModelError, ModelSpec, Role, ToolCall, Usage,
 };
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::json;
 
 const STEPS: usize = 200;
 const CONCURRENT: usize = 64;
@@ -166,28 +174,72 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-async fn mock_server(steps: usize) -> String {
-    let app = Router::new().route(
-        "/v1/chat/completions",
-        post(move |Json(body): Json<Value>| async move {
-            tokio::time::sleep(LATENCY).await;
-            let msgs = body["messages"].as_array().cloned().unwrap_or_default();
-            let task = msgs.iter().find(|m| m["role"] == "user").and_then(|m| m["content"].as_str()).unwrap_or("").to_string();
-            let turn = msgs.iter().filter(|m| m["role"] == "assistant").count();
-            let (text, call) = answer(turn, &child_of(&task), steps);
-            let mut message = json!({"role": "assistant", "content": text});
-            if let Some((name, args)) = call {
-                message["tool_calls"] = json!([{"id": format!("c{turn}"), "type": "function", "function": {"name": name, "arguments": args}}]);
-            }
-            Json(json!({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": {"prompt_tokens": 100, "completion_tokens": 10}}))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}/v1")
+/// The request fields the mock reads; the rest of the body is skipped, not parsed.
+#[derive(Deserialize)]
+struct MockRequest<'a> {
+    #[serde(borrow)]
+    messages: Vec<MockMessage<'a>>,
+}
+
+#[derive(Deserialize)]
+struct MockMessage<'a> {
+    #[serde(borrow)]
+    role: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The model, on its own thread and runtime: a server elsewhere that shares this machine's cores
+/// but not nlah's scheduler.
+fn mock_server(steps: usize) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let app = Router::new().route(
+                "/v1/chat/completions",
+                post(move |body: Bytes| async move {
+                    tokio::time::sleep(LATENCY).await;
+                    let req: MockRequest = serde_json::from_slice(&body).expect("a chat request");
+                    let task = req
+                        .messages
+                        .iter()
+                        .find(|m| m.role == "user")
+                        .and_then(|m| m.content.as_deref())
+                        .unwrap_or("");
+                    let turn = req.messages.iter().filter(|m| m.role == "assistant").count();
+                    let (text, call) = answer(turn, &child_of(task), steps);
+                    let mut message = json!({"role": "assistant", "content": text});
+                    if let Some((name, args)) = call {
+                        message["tool_calls"] = json!([{"id": format!("c{turn}"), "type": "function", "function": {"name": name, "arguments": args}}]);
+                    }
+                    axum::Json(json!({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": {"prompt_tokens": 100, "completion_tokens": 10}}))
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            tx.send(format!("http://{addr}/v1")).expect("send");
+            axum::serve(listener, app).await
+        })
+    });
+    rx.recv().expect("the mock server's address")
+}
+
+/// User plus system time of this process and its waited-for children, in seconds.
+fn cpu_seconds() -> f64 {
+    let secs = |who| {
+        // SAFETY: getrusage only writes the struct it is given.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut u) };
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(u.ru_utime) + tv(u.ru_stime)
+    };
+    secs(libc::RUSAGE_SELF) + secs(libc::RUSAGE_CHILDREN)
 }
 
 fn commit_cost(dir: &Path) -> Vec<f64> {
@@ -212,74 +264,97 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let h = harness(dir.path())?;
 
-    // 1. Overhead per step.
-    let mut per_step = Vec::new();
-    for i in 0..7 {
-        let mut o = options(&h, dir.path().join(format!("step-{i}")), &charter);
-        o.chat_backend = Some(Arc::new(Instant0 { steps: STEPS }));
+    // 0. Whole short runs, model answering at once.
+    let mut short = Vec::new();
+    for i in 0..20 {
+        let mut o = options(&h, dir.path().join(format!("short-{i}")), &charter);
+        o.chat_backend = Some(Arc::new(Instant0 { steps: 8 }));
         let t = Instant::now();
         let report = rt.block_on(engine::run(o))?;
-        let wall = t.elapsed().as_secs_f64() * 1e3;
-        assert_eq!(
-            report.record.outcome.as_str(),
-            "passed",
-            "{}",
-            report.record.reason
-        );
-        let steps = report.record.metrics.total.calls as f64;
-        per_step.push(wall / steps);
+        short.push(t.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(report.record.outcome.as_str(), "passed");
     }
     println!(
-        "runtime overhead per child step (in-process model answering at once; {STEPS}+ steps per run; workspace, commits and verifier included): {}",
-        stats(per_step, "ms")
-    );
-    println!(
-        "one workspace commit (git2, a changed file): {}",
-        stats(commit_cost(dir.path()), "ms")
+        "a whole run of 10 model calls (model answering at once; workspace, 6 commits, verifier): {}",
+        stats(short, "ms")
     );
 
-    // 2. Concurrent runs against a 200 ms model over loopback HTTP.
-    let steps = 8;
-    let base = rt.block_on(mock_server(steps));
-    // The writes, the result, the report; the loop ends once the report exists.
-    let calls_per_run = steps + 2;
-    let ideal = LATENCY.as_secs_f64() * calls_per_run as f64;
-    let mut walls = Vec::new();
-    for round in 0..3 {
-        let t = Instant::now();
-        let results = rt.block_on(async {
-            let mut runs = Vec::new();
-            for i in 0..CONCURRENT {
-                let mut o = options(&h, dir.path().join(format!("c{round}-{i}")), &charter);
-                o.max_steps = 30;
-                o.chat_backend = Some(Arc::new(OpenAiBackend::new(
-                    base.clone(),
-                    None,
-                    "bench",
-                    Duration::from_secs(30),
-                )?));
-                runs.push(tokio::spawn(engine::run(o)));
-            }
-            Ok::<_, ModelError>(futures::future::join_all(runs).await)
-        });
-        let wall = t.elapsed().as_secs_f64();
-        for r in results? {
-            let report = r??;
+    // 1. Overhead per step.
+    if std::env::var_os("NLAH_BENCH_CONCURRENT_ONLY").is_none() {
+        let mut per_step = Vec::new();
+        for i in 0..7 {
+            let mut o = options(&h, dir.path().join(format!("step-{i}")), &charter);
+            o.chat_backend = Some(Arc::new(Instant0 { steps: STEPS }));
+            let t = Instant::now();
+            let report = rt.block_on(engine::run(o))?;
+            let wall = t.elapsed().as_secs_f64() * 1e3;
             assert_eq!(
-                report.record.metrics.total.calls as usize, calls_per_run,
+                report.record.outcome.as_str(),
+                "passed",
                 "{}",
                 report.record.reason
             );
+            let steps = report.record.metrics.total.calls as f64;
+            per_step.push(wall / steps);
         }
-        walls.push(wall);
+        println!(
+            "runtime overhead per child step (in-process model answering at once; {STEPS}+ steps per run; workspace, commits and verifier included): {}",
+            stats(per_step, "ms")
+        );
+        println!(
+            "one workspace commit (a changed file): {}",
+            stats(commit_cost(dir.path()), "ms")
+        );
     }
-    let over: Vec<f64> = walls.iter().map(|w| (w / ideal - 1.0) * 100.0).collect();
-    println!(
-        "{CONCURRENT} concurrent runs, {calls_per_run} model calls each at {} ms: ideal {ideal:.2} s; {}; over ideal: {}",
-        LATENCY.as_millis(),
-        stats(walls, "s"),
-        stats(over, "%")
-    );
+
+    // 2. One run, then 64 concurrent runs, against a 200 ms model over loopback HTTP.
+    let steps = 8;
+    let base = mock_server(steps);
+    // The writes, the result, the report; the loop ends once the report exists.
+    let calls_per_run = steps + 2;
+    let ideal = LATENCY.as_secs_f64() * calls_per_run as f64;
+    for n in [1, CONCURRENT] {
+        let mut walls = Vec::new();
+        let mut cpu = Vec::new();
+        for round in 0..5 {
+            let cpu0 = cpu_seconds();
+            let t = Instant::now();
+            let results = rt.block_on(async {
+                let mut runs = Vec::new();
+                for i in 0..n {
+                    let ws = dir.path().join(format!("c{n}-{round}-{i}"));
+                    let mut o = options(&h, ws, &charter);
+                    o.max_steps = 30;
+                    o.chat_backend = Some(Arc::new(OpenAiBackend::new(
+                        base.clone(),
+                        None,
+                        "bench",
+                        Duration::from_secs(30),
+                    )?));
+                    runs.push(tokio::spawn(engine::run(o)));
+                }
+                Ok::<_, ModelError>(futures::future::join_all(runs).await)
+            });
+            walls.push(t.elapsed().as_secs_f64());
+            cpu.push((cpu_seconds() - cpu0) * 1e3 / n as f64);
+            for r in results? {
+                let report = r??;
+                assert_eq!(
+                    report.record.metrics.total.calls as usize, calls_per_run,
+                    "{}",
+                    report.record.reason
+                );
+            }
+        }
+        let over: Vec<f64> = walls.iter().map(|w| (w / ideal - 1.0) * 100.0).collect();
+        println!(
+            "{n} concurrent run(s), {calls_per_run} model calls each at {} ms: ideal {ideal:.2} s; {}; over ideal: {}; CPU per run (user+sys, verifier included): {}",
+            LATENCY.as_millis(),
+            stats(walls, "s"),
+            stats(over, "%"),
+            stats(cpu, "ms")
+        );
+    }
     println!(
         "peak resident memory of the process: {:.1} MB",
         peak_rss_mb()

@@ -30,7 +30,7 @@ use serde::Serialize;
 
 pub use config::{AgentConfig, TaskBudgets, TaskConfig, VerifierConfig};
 pub use files::copy_files;
-pub use verify::{DEFAULT_VERIFIER_COMMAND, OUTPUT_CAP, Verdict, verify};
+pub use verify::{DEFAULT_VERIFIER_COMMAND, Launcher, OUTPUT_CAP, Verdict, verify};
 
 /// The instruction file names, in order of preference.
 pub const INSTRUCTION_FILES: [&str; 2] = ["TASK.md", "instruction.md"];

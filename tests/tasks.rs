@@ -53,7 +53,9 @@ fn set_exec(path: &Path) {
 }
 
 async fn verify(task: &Task, repo: &Path) -> task::Verdict {
-    task::verify(task, repo, |_| {}).await.unwrap()
+    task::verify(task, repo, task::Launcher::Plain)
+        .await
+        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -655,26 +657,36 @@ async fn reward_file_decides_when_written() {
 }
 
 #[tokio::test]
-async fn verifier_environment_survives_prepare_and_stays_outside_the_repo() {
+async fn confined_verifier_gets_a_clean_environment_and_stays_outside_the_repo() {
     let script = r#"
 echo "cwd=$PWD"
 echo "tests=$NLAH_TESTS_DIR"
 echo "reward=$NLAH_REWARD_FILE"
 echo "logs=$NLAH_LOGS_DIR"
 echo "home=${HOME:-unset}"
+echo "secret=${NLAH_TEST_SECRET_TOKEN:-unset}"
 cat "$NLAH_TESTS_DIR/data.txt"
 test -d "$NLAH_LOGS_DIR" && echo logs-ok
 "#;
     let (_dir, t, repo) = script_task(script, "");
-    let mut seen_before = None;
-    let v = task::verify(&t, &repo, |cmd| {
-        seen_before = cmd
-            .as_std()
-            .get_envs()
-            .find(|(k, _)| *k == "NLAH_TESTS_DIR")
-            .and_then(|(_, v)| v.map(PathBuf::from));
-        cmd.env_clear().env("PATH", "/usr/bin:/bin");
-    })
+    // The workspace folder of a run: the verifier may write there and in its temporary folder.
+    let ws = tempfile::tempdir().unwrap();
+    let home = ws.path().join(".tmp/home");
+    fs::create_dir_all(&home).unwrap();
+    let confinement = nlah::sandbox::Confinement {
+        writable: vec![ws.path().to_path_buf(), std::env::temp_dir()],
+        network: false,
+    };
+    // SAFETY: set before any thread of this test reads the environment.
+    unsafe { std::env::set_var("NLAH_TEST_SECRET_TOKEN", "leak") };
+    let v = task::verify(
+        &t,
+        &repo,
+        task::Launcher::Confined {
+            confinement: &confinement,
+            home: &home,
+        },
+    )
     .await
     .unwrap();
     assert!(v.passed, "{}", v.output);
@@ -688,7 +700,6 @@ test -d "$NLAH_LOGS_DIR" && echo logs-ok
     let repo_real = fs::canonicalize(&repo).unwrap();
     assert_eq!(Path::new(&field("cwd")), repo_real);
     let tests = PathBuf::from(field("tests"));
-    assert_eq!(seen_before.as_ref(), Some(&tests));
     assert!(!tests.starts_with(&repo_real) && !tests.starts_with(&repo));
     assert!(tests.ends_with("tests"));
     assert_eq!(
@@ -697,7 +708,8 @@ test -d "$NLAH_LOGS_DIR" && echo logs-ok
         "{}",
         v.output
     );
-    assert_eq!(field("home"), "unset");
+    assert_eq!(Path::new(&field("home")), home);
+    assert_eq!(field("secret"), "unset", "nlah's own variables stay out");
     assert!(v.output.contains("hidden data\nlogs-ok"), "{}", v.output);
     // The temporary copy is gone afterwards.
     assert!(!tests.exists());
@@ -728,7 +740,9 @@ async fn custom_command_runs_without_tests_folder() {
 async fn task_without_verifier_is_a_distinct_error() {
     let dir = write_tree(&[("t/TASK.md", "x"), ("t/tests/readme.txt", "no script")]);
     let t = task::load(dir.path().join("t")).unwrap();
-    let err = task::verify(&t, dir.path(), |_| {}).await.unwrap_err();
+    let err = task::verify(&t, dir.path(), task::Launcher::Plain)
+        .await
+        .unwrap_err();
     assert!(matches!(err, TaskError::NoVerifier { .. }), "{err}");
     assert!(err.to_string().contains("no verifier"));
 }
@@ -752,7 +766,7 @@ async fn output_is_capped_keeping_head_and_tail() {
 #[tokio::test]
 async fn verify_needs_an_existing_repo() {
     let (dir, t, _repo) = script_task("exit 0\n", "");
-    let err = task::verify(&t, &dir.path().join("missing"), |_| {})
+    let err = task::verify(&t, &dir.path().join("missing"), task::Launcher::Plain)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");

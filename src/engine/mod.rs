@@ -373,10 +373,14 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
         let home = sandbox::Scratch::prepare(&run.ws.root)
             .map(|s| s.home)
             .unwrap_or_else(|_| run.ws.path(".tmp"));
-        match task::verify(&run.task, &repo, |cmd| {
-            sandbox::clean_env(cmd, &home);
-            sandbox::confine(cmd, &confinement);
-        })
+        match task::verify(
+            &run.task,
+            &repo,
+            task::Launcher::Confined {
+                confinement: &confinement,
+                home: &home,
+            },
+        )
         .await
         {
             Ok(v) => {
@@ -443,8 +447,16 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
         outcome: record.outcome.as_str().into(),
         usage: record.metrics.total,
     });
-    run.ws.write("RESPONSE.md", response_md(&run, &record))?;
-    write_record(&run, &record)?;
+    // The last writes wait for the disk (fsync): off the async workers, which other runs share.
+    tokio::task::spawn_blocking(move || finish(&run, record))
+        .await
+        .map_err(|e| EngineError::Config(format!("finishing the run failed: {e}")))?
+}
+
+/// Writes a finished run's RESPONSE.md and run.json, commits and syncs the workspace.
+fn finish(run: &Run, record: RunRecord) -> Result<RunReport, EngineError> {
+    run.ws.write("RESPONSE.md", response_md(run, &record))?;
+    write_record(run, &record)?;
     if let Some(e) = run
         .events_failed
         .lock()

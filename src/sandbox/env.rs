@@ -88,21 +88,28 @@ pub fn clean_env_with(
     tmpdir: &Path,
     allow: &EnvAllowList,
 ) {
-    cmd.env_clear()
-        .env("PATH", sane_path(std::env::var_os("PATH")))
-        .env("HOME", home)
-        .env("TMPDIR", tmpdir)
-        .env("LANG", "C.UTF-8")
-        .env("TERM", "dumb");
+    cmd.env_clear().envs(clean_vars(home, tmpdir, allow));
+}
+
+/// The whole environment [`clean_env_with`] gives a command.
+pub fn clean_vars(home: &Path, tmpdir: &Path, allow: &EnvAllowList) -> Vec<(OsString, OsString)> {
+    let mut vars: Vec<(OsString, OsString)> = vec![
+        ("PATH".into(), sane_path(std::env::var_os("PATH"))),
+        ("HOME".into(), home.into()),
+        ("TMPDIR".into(), tmpdir.into()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("TERM".into(), "dumb".into()),
+    ];
     for name in allow.names() {
         // Checked when the list was made; checked again because a leak is expensive.
         if is_secret_name(name) {
             continue;
         }
         if let Some(v) = std::env::var_os(name) {
-            cmd.env(name, v);
+            vars.push((name.into(), v));
         }
     }
+    vars
 }
 
 /// The parent's absolute `PATH` entries, then the defaults it lacks.

@@ -4,12 +4,12 @@
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 
+use super::spawn::Launch;
 use super::{Confinement, Enforcement, EnvAllowList, SandboxError, Scratch};
 
 /// How long to keep reading after the command ended (and its group was killed) before giving up
@@ -63,26 +63,16 @@ pub async fn run(c: &ShellCommand<'_>) -> Result<ShellResult, SandboxError> {
         context: "cannot create a pipe".to_string(),
         source,
     })?;
-    let writer2 = writer.try_clone().map_err(|source| SandboxError::Io {
-        context: "cannot duplicate a pipe".to_string(),
-        source,
-    })?;
-
-    let mut cmd = tokio::process::Command::new("bash");
-    cmd.arg("-c")
-        .arg(c.command)
-        .current_dir(c.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(writer))
-        .stderr(Stdio::from(writer2))
-        .kill_on_drop(true);
-    super::clean_env_with(&mut cmd, &scratch.home, &scratch.tmp, c.allow_env);
-    let enforcement = super::confine(&mut cmd, c.confinement);
-
+    let launch = Launch {
+        program: "bash",
+        args: vec!["-c".into(), c.command.into()],
+        cwd: c.cwd,
+        env: super::env::clean_vars(&scratch.home, &scratch.tmp, c.allow_env),
+        // The only write end: it is gone once the command has started, so reading ends with it.
+        output: OwnedFd::from(writer),
+    };
     let started = Instant::now();
-    let spawned = cmd.spawn();
-    // The parent's copies of the write ends must close, or reading never ends.
-    drop(cmd);
+    let (spawned, enforcement) = super::spawn::spawn(launch, c.confinement).await;
     let mut child = spawned.map_err(SandboxError::Spawn)?;
     let mut group = GroupKill(child.id().and_then(|p| i32::try_from(p).ok()));
 

@@ -43,6 +43,14 @@
 //! [`confine`] plans from that: a step that was planned but fails in the child makes the spawn
 //! fail, so a command never runs with less than its [`Enforcement`] says.
 //!
+//! **How a command starts** ([`spawn::spawn`]): as root, a thread made for the one command
+//! enters the network namespace, drops the capabilities and takes on the Landlock domain itself,
+//! then starts the command with `posix_spawn` in a new session; the command inherits all three and
+//! the thread ends. nlah's own address space is never copied, which keeps starting a command cheap
+//! however many runs share the process. Unprivileged users need a user namespace, which only a
+//! single-threaded process can enter: there, and on kernels without `pidfd_open`, the command
+//! is forked and the same steps run in the child before `exec` ([`confine`]).
+//!
 //! **Capabilities**: a command started by root keeps only Docker's default capability set
 //! without CAP_MKNOD (bounding, ambient and current sets), so it cannot load kernel modules,
 //! reboot, mount, re-enter the host's network namespace with `setns`, make device nodes or open
@@ -58,13 +66,14 @@ pub mod env;
 pub mod exec;
 mod landlock_fs;
 mod netns;
+pub mod spawn;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-pub use env::{EnvAllowList, Scratch, clean_env, clean_env_with, is_secret_name};
+pub use env::{EnvAllowList, Scratch, clean_env, clean_env_with, clean_vars, is_secret_name};
 
 /// What a command may touch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,11 +194,16 @@ fn support() -> &'static Support {
 /// What this kernel and container support for a command confined to one workspace without
 /// network. Cheap after the first call (the answer is cached for the process).
 pub fn probe() -> Enforcement {
-    Plan::new(&Confinement {
-        writable: Vec::new(),
-        network: false,
-    })
-    .enforcement
+    static PROBED: OnceLock<Enforcement> = OnceLock::new();
+    PROBED
+        .get_or_init(|| {
+            Plan::new(&Confinement {
+                writable: Vec::new(),
+                network: false,
+            })
+            .enforcement
+        })
+        .clone()
 }
 
 /// What [`confine`] would enforce for `c`, without a command.
@@ -233,6 +247,25 @@ struct ChildHook {
 }
 
 impl ChildHook {
+    /// The same steps as [`ChildHook::apply`] but the session, on the calling thread, for
+    /// [`spawn`]: each belongs to a thread and passes to the children it starts.
+    fn apply_to_thread(&mut self) -> std::io::Result<()> {
+        if let Some(errno) = self.refuse {
+            return Err(std::io::Error::from_raw_os_error(errno));
+        }
+        if let Some(net) = &self.net {
+            net.apply()?;
+        }
+        if self.drop_caps {
+            caps::drop_dangerous()?;
+        }
+        match self.ruleset.take() {
+            Some(rs) => landlock_fs::restrict(rs),
+            None if self.needs_ruleset => Err(std::io::Error::from_raw_os_error(libc::EPERM)),
+            None => Ok(()),
+        }
+    }
+
     fn apply(&mut self) -> std::io::Result<()> {
         if let Some(errno) = self.refuse {
             return Err(std::io::Error::from_raw_os_error(errno));

@@ -42,6 +42,10 @@ impl NetSetup {
         }
     }
 
+    pub(super) fn mode(&self) -> NetMode {
+        self.mode
+    }
+
     /// Runs in the child between fork and exec: system calls only, no allocation.
     pub(super) fn apply(&self) -> io::Result<()> {
         match self.mode {

@@ -13,6 +13,19 @@ use tokio::process::Command;
 
 use super::files::copy_tree;
 use super::{Task, TaskError};
+use crate::sandbox::{self, Confinement, spawn::Child, spawn::Launch};
+
+/// How the verifier is started.
+#[derive(Debug, Clone, Copy)]
+pub enum Launcher<'a> {
+    /// With nlah's own environment, unconfined: for callers that trust the task.
+    Plain,
+    /// In the sandbox, with a clean environment whose `HOME` and `TMPDIR` are `home`.
+    Confined {
+        confinement: &'a Confinement,
+        home: &'a Path,
+    },
+}
 
 /// The command run when `task.toml` names none and `tests/test.sh` exists.
 pub const DEFAULT_VERIFIER_COMMAND: &str = r#"bash "$NLAH_TESTS_DIR/test.sh""#;
@@ -57,10 +70,8 @@ fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 /// - `NLAH_LOGS_DIR`: an empty folder, Harbor's `/logs/verifier/`; a `reward.txt` written there
 ///   counts when `NLAH_REWARD_FILE` was not written.
 ///
-/// `prepare` lets the caller confine the command (sandbox, clean environment). The variables and
-/// working directory above are set before `prepare` runs, so it can read them from the command
-/// (to allow the temporary folder, for instance), and set again after it, so clearing the
-/// environment there does not lose them. Stdio and the process group are nlah's.
+/// `launcher` says how the command starts: with nlah's own environment, or in the sandbox with a
+/// clean one (see [`Launcher`]); the variables above are set either way.
 ///
 /// Errors: [`TaskError::NoVerifier`] when the task has neither `tests/test.sh` nor a
 /// `[verifier] command` (the engine records the run as unverified); I/O and spawn failures.
@@ -68,7 +79,7 @@ fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 pub async fn verify(
     task: &Task,
     repo_dir: &Path,
-    prepare: impl FnOnce(&mut Command),
+    launcher: Launcher<'_>,
 ) -> Result<Verdict, TaskError> {
     let command = task
         .verifier_command()
@@ -105,36 +116,51 @@ pub async fn verify(
         ("NLAH_LOGS_DIR", &logs_dir),
     ];
 
-    let mut cmd = Command::new("bash");
-    cmd.arg("-c").arg(&command);
-    let set_context = |cmd: &mut Command| {
-        cmd.current_dir(repo_dir);
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-    };
-    set_context(&mut cmd);
-    prepare(&mut cmd);
-    set_context(&mut cmd);
-
     // One pipe for both streams keeps their interleaving, as a person would see it.
     let pipe_err = |e| TaskError::io(scratch.path(), "cannot create a pipe", e);
     let (reader, writer) = std::io::pipe().map_err(pipe_err)?;
-    let writer2 = writer.try_clone().map_err(pipe_err)?;
-    cmd.stdin(Stdio::null())
-        .stdout(writer)
-        .stderr(writer2)
-        .process_group(0)
-        .kill_on_drop(true);
-
-    let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|source| TaskError::Spawn {
+    let spawn_err = |source| TaskError::Spawn {
         id: task.id.clone(),
         command: command.clone(),
         source,
-    })?;
-    // The command holds our copies of the write end; reading only ends once they are closed.
-    drop(cmd);
+    };
+    // The default command is `bash "$NLAH_TESTS_DIR/test.sh"`: started as that, not through
+    // `bash -c`, which would only exec a second bash.
+    let args: Vec<std::ffi::OsString> = if task.config.verifier.command.is_none() {
+        vec![tests_dir.join("test.sh").into()]
+    } else {
+        vec!["-c".into(), command.clone().into()]
+    };
+    let start = Instant::now();
+    let mut child = match launcher {
+        Launcher::Plain => {
+            let writer2 = writer.try_clone().map_err(pipe_err)?;
+            let mut cmd = Command::new("bash");
+            cmd.args(&args)
+                .current_dir(repo_dir)
+                .envs(vars)
+                .stdin(Stdio::null())
+                .stdout(writer)
+                .stderr(writer2)
+                .process_group(0)
+                .kill_on_drop(true);
+            // The command holds our copies of the write end; reading only ends once they close.
+            Child::Forked(cmd.spawn().map_err(spawn_err)?)
+        }
+        Launcher::Confined { confinement, home } => {
+            let mut env = sandbox::clean_vars(home, home, &sandbox::EnvAllowList::default());
+            env.extend(vars.iter().map(|(k, v)| (k.into(), v.into())));
+            let launch = Launch {
+                program: "bash",
+                args,
+                cwd: repo_dir,
+                env,
+                output: OwnedFd::from(writer),
+            };
+            let (child, _enforcement) = sandbox::spawn::spawn(launch, confinement).await;
+            child.map_err(spawn_err)?
+        }
+    };
     let pgid = child.id().and_then(|id| i32::try_from(id).ok());
     // Kills the group if this future is dropped mid-run (the caller gave up on the verdict).
     let _group = GroupGuard(pgid);

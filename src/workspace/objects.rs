@@ -6,9 +6,10 @@
 //! new zlib stream (a quarter megabyte of tables) and checks, for trees and commits, that every
 //! object they name exists. This writer does what git does and nothing more: the object is
 //! `"<kind> <size>\0" + bytes`, deflated, stored at `objects/<2 hex>/<38 hex>` through a temporary
-//! file renamed into place, and skipped when that file already exists. Reading stays with libgit2.
+//! file renamed into place, once per writer. Reading stays with libgit2.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -23,6 +24,9 @@ pub struct Objects {
     dir: PathBuf,
     /// Fan-out folders known to exist (`objects/00` … `objects/ff`).
     fanout: [bool; 256],
+    /// Objects this writer stored. Others are written without looking first: a new object is
+    /// the common case, and writing one that exists replaces it with the same bytes.
+    stored: HashSet<Oid>,
 }
 
 thread_local! {
@@ -52,6 +56,7 @@ impl Objects {
         Objects {
             dir,
             fanout: [false; 256],
+            stored: HashSet::new(),
         }
     }
 
@@ -66,7 +71,7 @@ impl Objects {
         let (fan, rest) = hex.split_at(2);
         let folder = self.dir.join(fan);
         let path = folder.join(rest);
-        if std::fs::symlink_metadata(&path).is_ok() {
+        if self.stored.contains(&oid) {
             return Ok(());
         }
         let slot = usize::from(oid.as_bytes()[0]);
@@ -102,6 +107,7 @@ impl Objects {
             .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o444))
             .map_err(io(tmp.path()))?;
         tmp.persist(&path).map_err(|e| io(&path)(e.error))?;
+        self.stored.insert(oid);
         Ok(())
     }
 

@@ -26,7 +26,7 @@ use super::{WorkspaceError, io};
 
 /// A file changed within this long before the walk started may change again without its stat
 /// changing (timestamps come from a coarse clock), so its content is hashed again next time.
-const RACY: Duration = Duration::from_millis(50);
+const RACY: Duration = Duration::from_millis(20);
 /// The same for file systems that keep whole seconds only.
 const RACY_COARSE: Duration = Duration::from_secs(2);
 

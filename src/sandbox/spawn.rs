@@ -1,0 +1,427 @@
+//! Starting a confined command without copying nlah's address space.
+//!
+//! `fork` copies the page tables of the whole process, and while it does, every other thread that
+//! touches memory waits. With dozens of runs in one process that is milliseconds per command, paid
+//! in series. `posix_spawn` does not copy them (glibc starts the child in the parent's memory and
+//! execs at once), but it runs no code of ours in the child, and confinement needs some. It can
+//! run in the parent instead, in a thread made for one spawn: a network namespace, the
+//! capability sets, `no_new_privs` and a Landlock domain all belong to a thread, and a child
+//! inherits those of the thread that started it. The thread confines itself, spawns (with
+//! `POSIX_SPAWN_SETSID` for the new session) and ends.
+//!
+//! A user namespace (how an unprivileged user gets a network namespace) can only be entered by a
+//! single-threaded process, so that case, and kernels without `pidfd_open` (before 5.3), keep
+//! the `fork` path with the same hook in the child ([`super::confine`]).
+
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::OnceLock;
+
+use tokio::io::unix::AsyncFd;
+
+use super::{ChildHook, Confinement, Enforcement, Plan, netns::NetMode};
+
+/// A command to start: stdin is `/dev/null`, stdout and stderr share `output`.
+pub struct Launch<'a> {
+    /// A program name looked up in the `PATH` of `env`, or a path.
+    pub program: &'a str,
+    pub args: Vec<OsString>,
+    pub cwd: &'a Path,
+    /// The whole environment of the command.
+    pub env: Vec<(OsString, OsString)>,
+    pub output: OwnedFd,
+}
+
+/// A started command. Killed (not waited for) when dropped before it ended.
+pub enum Child {
+    Spawned(Spawned),
+    Forked(tokio::process::Child),
+}
+
+impl Child {
+    /// The pid, which is also the process group id (the command leads a new session).
+    pub fn id(&self) -> Option<u32> {
+        match self {
+            Child::Spawned(s) => (s.status.is_none()).then_some(s.pid.cast_unsigned()),
+            Child::Forked(c) => c.id(),
+        }
+    }
+
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        match self {
+            Child::Spawned(s) => s.wait().await,
+            Child::Forked(c) => c.wait().await,
+        }
+    }
+
+    /// Sends SIGKILL to the command itself (its group is the caller's to kill).
+    pub fn start_kill(&mut self) -> std::io::Result<()> {
+        match self {
+            Child::Spawned(s) => {
+                if s.status.is_none() {
+                    // SAFETY: kill has no memory-safety preconditions; the pid is not reaped yet,
+                    // so it still names our child.
+                    unsafe { libc::kill(s.pid, libc::SIGKILL) };
+                }
+                Ok(())
+            }
+            Child::Forked(c) => c.start_kill(),
+        }
+    }
+}
+
+/// A child started by `posix_spawn`, waited for through a pidfd.
+pub struct Spawned {
+    pid: libc::pid_t,
+    pidfd: AsyncFd<OwnedFd>,
+    status: Option<ExitStatus>,
+}
+
+impl Spawned {
+    async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        loop {
+            if let Some(s) = self.status {
+                return Ok(s);
+            }
+            if let Some(s) = self.try_reap()? {
+                return Ok(s);
+            }
+            // A pidfd turns readable when its process ends.
+            self.pidfd.readable().await?.clear_ready();
+        }
+    }
+
+    fn try_reap(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        let mut raw = 0;
+        // SAFETY: waitpid writes only the status it is given.
+        match unsafe { libc::waitpid(self.pid, &mut raw, libc::WNOHANG) } {
+            0 => Ok(None),
+            -1 => Err(std::io::Error::last_os_error()),
+            _ => {
+                let s = ExitStatus::from_raw(raw);
+                self.status = Some(s);
+                Ok(Some(s))
+            }
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if self.status.is_some() || matches!(self.try_reap(), Ok(Some(_))) {
+            return;
+        }
+        let pid = self.pid;
+        // SAFETY: as in start_kill.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        // Reaped off the caller's thread: a killed process still takes a moment to end.
+        let _ = std::thread::Builder::new()
+            .name("nlah-reap".into())
+            .spawn(move || {
+                let mut raw = 0;
+                // SAFETY: as in try_reap.
+                unsafe { libc::waitpid(pid, &mut raw, 0) };
+            });
+    }
+}
+
+/// Starts `launch` confined as `c`; says what holds for it.
+pub async fn spawn(launch: Launch<'_>, c: &Confinement) -> (std::io::Result<Child>, Enforcement) {
+    let Plan { hook, enforcement } = Plan::new(c);
+    let threadable = hook.refuse.is_none()
+        && hook
+            .net
+            .as_ref()
+            .is_none_or(|n| n.mode() != NetMode::UserAndNet)
+        && pidfd_works();
+    let child = if threadable {
+        spawn_from_thread(launch, hook).await.map(Child::Spawned)
+    } else {
+        spawn_forked(launch, hook).map(Child::Forked)
+    };
+    (child, enforcement)
+}
+
+/// The `fork` path: the hook runs in the child before `exec`.
+fn spawn_forked(launch: Launch<'_>, mut hook: ChildHook) -> std::io::Result<tokio::process::Child> {
+    let err = launch.output.try_clone()?;
+    let mut cmd = tokio::process::Command::new(launch.program);
+    cmd.args(&launch.args)
+        .current_dir(launch.cwd)
+        .env_clear()
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(launch.output))
+        .stderr(Stdio::from(err))
+        .kill_on_drop(true);
+    // SAFETY: see `super::confine`: the hook makes system calls on data prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || hook.apply());
+    }
+    cmd.spawn()
+}
+
+/// The `posix_spawn` path, from a thread that confines itself first.
+async fn spawn_from_thread(launch: Launch<'_>, mut hook: ChildHook) -> std::io::Result<Spawned> {
+    let args = Prepared::new(&launch)?;
+    let output = launch.output;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("nlah-spawn".into())
+        .spawn(move || {
+            let pid = hook.apply_to_thread().and_then(|()| args.spawn(&output));
+            // The thread keeps its confinement and ends here; the output fd closes with it.
+            let _ = tx.send(pid);
+        })?;
+    let pid = rx
+        .await
+        .map_err(|_| std::io::Error::other("the spawning thread ended without a word"))??;
+    // SAFETY: pidfd_open takes a pid and flags; the pid is our unreaped child.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        // SAFETY: as in Spawned::drop; the child must not outlive a failed start.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        return Err(e);
+    }
+    // SAFETY: pidfd_open returned a new descriptor that nothing else owns; the OwnedFd keeps it
+    // open, unchanged, for as long as the AsyncFd that owns it.
+    let pidfd = unsafe {
+        AsyncFd::register_with_interest(
+            OwnedFd::from_raw_fd(fd as i32),
+            tokio::io::Interest::READABLE,
+        )
+    }?;
+    Ok(Spawned {
+        pid,
+        pidfd,
+        status: None,
+    })
+}
+
+/// Whether this kernel has `pidfd_open` (Linux 5.3).
+fn pidfd_works() -> bool {
+    static WORKS: OnceLock<bool> = OnceLock::new();
+    *WORKS.get_or_init(|| {
+        // SAFETY: getpid cannot fail; pidfd_open of our own pid, closed at once.
+        unsafe {
+            let fd = libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0);
+            if fd >= 0 {
+                libc::close(fd as i32);
+            }
+            fd >= 0
+        }
+    })
+}
+
+/// Everything `posix_spawn` reads, as C strings, made before the thread starts.
+struct Prepared {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    cwd: CString,
+}
+
+impl Prepared {
+    fn new(l: &Launch<'_>) -> std::io::Result<Prepared> {
+        let c = |b: &[u8]| {
+            CString::new(b).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "a NUL byte in a command")
+            })
+        };
+        let path_var = l.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v);
+        let path = resolve(l.program, path_var).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} is not on the command's PATH", l.program),
+            )
+        })?;
+        let mut argv = vec![c(l.program.as_bytes())?];
+        for a in &l.args {
+            argv.push(c(a.as_bytes())?);
+        }
+        let envp = l
+            .env
+            .iter()
+            .map(|(k, v)| c(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+            .collect::<Result<_, _>>()?;
+        Ok(Prepared {
+            path: c(path.as_os_str().as_bytes())?,
+            argv,
+            envp,
+            cwd: c(l.cwd.as_os_str().as_bytes())?,
+        })
+    }
+
+    /// `posix_spawn` in a new session, stdin from `/dev/null`, stdout and stderr to `output`,
+    /// default signal handling and an empty signal mask.
+    fn spawn(&self, output: &OwnedFd) -> std::io::Result<libc::pid_t> {
+        let ptrs = |v: &[CString]| {
+            v.iter()
+                .map(|s| s.as_ptr().cast_mut())
+                .chain(std::iter::once(std::ptr::null_mut()))
+                .collect::<Vec<*mut libc::c_char>>()
+        };
+        let argv = ptrs(&self.argv);
+        let envp = ptrs(&self.envp);
+        let nz = |r: libc::c_int| {
+            if r == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::from_raw_os_error(r))
+            }
+        };
+        // SAFETY: the attribute and file-action objects are initialised before use and destroyed
+        // on every path (the guards); every pointer handed over is a NUL-terminated string or a
+        // NULL-terminated array of them that outlives the call.
+        unsafe {
+            let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+            nz(libc::posix_spawnattr_init(&mut attr))?;
+            let attr = Guard(&mut attr, |a| {
+                libc::posix_spawnattr_destroy(a);
+            });
+            let mut fa: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+            nz(libc::posix_spawn_file_actions_init(&mut fa))?;
+            let fa = Guard(&mut fa, |f| {
+                libc::posix_spawn_file_actions_destroy(f);
+            });
+
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            let mut pipe: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut pipe);
+            libc::sigaddset(&mut pipe, libc::SIGPIPE);
+            nz(libc::posix_spawnattr_setsigmask(attr.0, &empty))?;
+            nz(libc::posix_spawnattr_setsigdefault(attr.0, &pipe))?;
+            let flags = i32::from(libc::POSIX_SPAWN_SETSID)
+                | libc::POSIX_SPAWN_SETSIGMASK
+                | libc::POSIX_SPAWN_SETSIGDEF;
+            nz(libc::posix_spawnattr_setflags(
+                attr.0,
+                flags as libc::c_short,
+            ))?;
+
+            nz(libc::posix_spawn_file_actions_addopen(
+                fa.0,
+                0,
+                c"/dev/null".as_ptr(),
+                libc::O_RDONLY,
+                0,
+            ))?;
+            nz(libc::posix_spawn_file_actions_adddup2(
+                fa.0,
+                output.as_raw_fd(),
+                1,
+            ))?;
+            nz(libc::posix_spawn_file_actions_adddup2(
+                fa.0,
+                output.as_raw_fd(),
+                2,
+            ))?;
+            nz(libc::posix_spawn_file_actions_addchdir_np(
+                fa.0,
+                self.cwd.as_ptr(),
+            ))?;
+
+            let mut pid = 0;
+            nz(libc::posix_spawn(
+                &mut pid,
+                self.path.as_ptr(),
+                fa.0,
+                attr.0,
+                argv.as_ptr(),
+                envp.as_ptr(),
+            ))?;
+            Ok(pid)
+        }
+    }
+}
+
+/// Runs its cleanup on a raw libc object when dropped.
+struct Guard<T>(*mut T, unsafe fn(*mut T));
+
+impl<T> Drop for Guard<T> {
+    fn drop(&mut self) {
+        // SAFETY: the object was initialised before the guard was made.
+        unsafe { (self.1)(self.0) }
+    }
+}
+
+/// `program` as an executable path: itself when it has a slash, else the first match on `path`.
+fn resolve(program: &str, path: Option<&OsString>) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    let path = path?;
+    std::env::split_paths(path)
+        .map(|d| d.join(program))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn confinement_stays_with_the_child() {
+        let ws = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let (reader, writer) = std::io::pipe().unwrap();
+        let script = format!(
+            "echo pid=$$ sid=$(cut -d' ' -f6 /proc/$$/stat); touch {}/x 2>/dev/null && echo wrote; \
+             read -t 1 line; echo read=$?",
+            outside.path().display()
+        );
+        let launch = Launch {
+            program: "bash",
+            args: vec!["-c".into(), script.into()],
+            cwd: ws.path(),
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            output: OwnedFd::from(writer),
+        };
+        let c = Confinement {
+            writable: vec![ws.path().to_path_buf()],
+            network: false,
+        };
+        let (child, enforcement) = spawn(launch, &c).await;
+        let status = child.unwrap().wait().await.unwrap();
+        assert!(status.success());
+        let mut out = String::new();
+        tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))
+            .unwrap()
+            .read_to_string(&mut out)
+            .await
+            .unwrap();
+        let pid = out.split("pid=").nth(1).and_then(|s| s.split(' ').next());
+        let sid = out.split("sid=").nth(1).and_then(|s| s.lines().next());
+        assert_eq!(pid, sid, "the command leads its own session: {out}");
+        assert!(out.contains("read=1"), "stdin is /dev/null: {out}");
+        if enforcement.filesystem == super::super::Level::Enforced {
+            assert!(!out.contains("wrote"), "{out}");
+        }
+        // The thread that confined itself is gone; this process is as free as before.
+        std::fs::write(outside.path().join("y"), "y").unwrap();
+    }
+
+    #[test]
+    fn programs_are_found_on_the_given_path() {
+        let path = OsString::from("/nonexistent:/usr/bin:/bin");
+        let bash = resolve("bash", Some(&path)).unwrap();
+        assert!(bash.is_absolute() && bash.ends_with("bash"));
+        assert_eq!(resolve("./x", None), Some(PathBuf::from("./x")));
+        assert_eq!(resolve("no-such-program-here", Some(&path)), None);
+    }
+}
