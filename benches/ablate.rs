@@ -1,10 +1,9 @@
 //! `nlah ablate` speed.
 //!
-//! 1. 500 cells at concurrency 64 against a mock model on loopback HTTP (an in-process axum
-//!    server) that answers each call after a fixed latency; every cell makes the same 3 calls
-//!    (write the result, write a note, write the child's RESPONSE.md, which ends the child).
-//!    Cells run through the
-//!    local executor exactly as `nlah ablate` runs them (workspaces, git commits, hidden
+//! 1. 500 cells at concurrency 64 against a mock model on loopback HTTP (axum, on its own thread
+//!    and runtime) that answers each call after a fixed latency; every cell makes the same 3
+//!    calls (write the result, write a note, write the child's RESPONSE.md, which ends the
+//!    child). Cells run through the local executor exactly as `nlah ablate` runs them (workspaces, git commits, hidden
 //!    verifier, run.json). Wall time against the ideal, ceil(500 / 64) × the model time of one
 //!    cell; the process's CPU time says whether the machine, rather than the scheduling, sets
 //!    the pace.
@@ -18,12 +17,9 @@
 //! `NLAH_BENCH_CONCURRENCY` (64) change part 1; `NLAH_BENCH_DIR` puts the output folders on
 //! another file system (e.g. /dev/shm).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use axum::routing::post;
-use axum::{Json, Router};
 use nlah::ablation::design::Design;
 use nlah::ablation::executor::{Event, Runner, local};
 use nlah::ablation::index;
@@ -37,6 +33,9 @@ use nlah::workspace::record::{
     HarnessRef, Metrics, Outcome, RunRecord, SCHEMA, StageMetrics, TaskRef, VerifierRecord,
 };
 use serde_json::{Value, json};
+
+#[path = "support/mock_model.rs"]
+mod mock_model;
 
 const CALLS_PER_CELL: u64 = 3;
 const SCAN_CELLS: usize = 10_000;
@@ -89,43 +88,19 @@ fn cpu() -> [f64; 4] {
 
 /// A mock model: after `latency`, the first call writes the result, the second a note, the
 /// third the child's RESPONSE.md (which ends the child).
-async fn mock_server(latency: Duration) -> Res<String> {
-    let app = Router::new().route(
-        "/v1/chat/completions",
-        post(move |Json(body): Json<Value>| async move {
-            tokio::time::sleep(latency).await;
-            let msgs = body["messages"].as_array().cloned().unwrap_or_default();
-            let task = msgs
-                .iter()
-                .find(|m| m["role"] == "user")
-                .and_then(|m| m["content"].as_str())
-                .unwrap_or("");
-            let child = task
-                .split("# Child task: ")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next())
-                .unwrap_or("")
-                .to_string();
-            let turn = msgs.iter().filter(|m| m["role"] == "assistant").count();
-            let call = match turn {
-                0 => Some(json!({"path": "artifacts/result.txt", "content": "42\n"})),
-                1 => Some(json!({"path": "artifacts/notes.md", "content": "checked\n"})),
-                2 => Some(
-                    json!({"path": format!("children/{child}/RESPONSE.md"), "content": "status: done\n"}),
-                ),
-                _ => None,
-            };
-            let mut message = json!({"role": "assistant", "content": if call.is_some() { "" } else { "Finished." }});
-            if let Some(args) = call {
-                message["tool_calls"] = json!([{"id": format!("c{turn}"), "type": "function", "function": {"name": "write", "arguments": args.to_string()}}]);
-            }
-            Json(json!({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": {"prompt_tokens": 100, "completion_tokens": 10}}))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(format!("http://{addr}/v1"))
+/// Each cell's child writes the result, a note and its RESPONSE.md (which ends it).
+fn mock_answer(turn: usize, child: &str) -> mock_model::Answer {
+    let write = |args: Value| Some(("write".to_string(), args.to_string()));
+    let call = match turn {
+        0 => write(json!({"path": "artifacts/result.txt", "content": "42\n"})),
+        1 => write(json!({"path": "artifacts/notes.md", "content": "checked\n"})),
+        2 => write(
+            json!({"path": format!("children/{child}/RESPONSE.md"), "content": "status: done\n"}),
+        ),
+        _ => None,
+    };
+    let text = if call.is_some() { "" } else { "Finished." };
+    (text.to_string(), call)
 }
 
 fn part1(dir: &Path) -> Res<()> {
@@ -135,7 +110,7 @@ fn part1(dir: &Path) -> Res<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let base = rt.block_on(mock_server(latency))?;
+    let base = mock_model::serve(latency, mock_answer);
     // SAFETY: set before any thread of ours reads the environment (the runtime's workers do
     // not); the engine reads it to reach the mock, as `nlah ablate` would.
     unsafe {

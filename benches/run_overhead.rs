@@ -17,14 +17,10 @@
 //! Run: `cargo bench --bench run_overhead`. `NLAH_BENCH_CONCURRENT_ONLY=1` skips part 1 (for
 //! profiling part 2).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::routing::post;
 use futures::future::BoxFuture;
 use nlah::charter;
 use nlah::diag::Diags;
@@ -33,8 +29,10 @@ use nlah::model::openai::OpenAiBackend;
 use nlah::model::{
     ChatBackend, ChatRequest, ChatResponse, Message, ModelError, ModelSpec, Role, ToolCall, Usage,
 };
-use serde::Deserialize;
 use serde_json::json;
+
+#[path = "support/mock_model.rs"]
+mod mock_model;
 
 const STEPS: usize = 200;
 const CONCURRENT: usize = 64;
@@ -65,15 +63,6 @@ fn answer(messages_so_far: usize, child: &str, steps: usize) -> (String, Option<
     ("Finished.".into(), None)
 }
 
-fn child_of(req_task: &str) -> String {
-    req_task
-        .split("# Child task: ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or("")
-        .to_string()
-}
-
 struct Instant0 {
     steps: usize,
 }
@@ -94,7 +83,7 @@ impl ChatBackend for Instant0 {
                 .iter()
                 .filter(|m| m.role == Role::Assistant)
                 .count();
-            let (text, call) = answer(turn, &child_of(task), self.steps);
+            let (text, call) = answer(turn, &mock_model::child_of(task), self.steps);
             let tool_calls = call
                 .map(|(name, arguments)| {
                     vec![ToolCall {
@@ -172,62 +161,6 @@ fn peak_rss_mb() -> f64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|k| k.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// The request fields the mock reads; the rest of the body is skipped, not parsed.
-#[derive(Deserialize)]
-struct MockRequest<'a> {
-    #[serde(borrow)]
-    messages: Vec<MockMessage<'a>>,
-}
-
-#[derive(Deserialize)]
-struct MockMessage<'a> {
-    #[serde(borrow)]
-    role: std::borrow::Cow<'a, str>,
-    #[serde(default, borrow)]
-    content: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// The model, on its own thread and runtime: a server elsewhere that shares this machine's cores
-/// but not nlah's scheduler.
-fn mock_server(steps: usize) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let app = Router::new().route(
-                "/v1/chat/completions",
-                post(move |body: Bytes| async move {
-                    tokio::time::sleep(LATENCY).await;
-                    let req: MockRequest = serde_json::from_slice(&body).expect("a chat request");
-                    let task = req
-                        .messages
-                        .iter()
-                        .find(|m| m.role == "user")
-                        .and_then(|m| m.content.as_deref())
-                        .unwrap_or("");
-                    let turn = req.messages.iter().filter(|m| m.role == "assistant").count();
-                    let (text, call) = answer(turn, &child_of(task), steps);
-                    let mut message = json!({"role": "assistant", "content": text});
-                    if let Some((name, args)) = call {
-                        message["tool_calls"] = json!([{"id": format!("c{turn}"), "type": "function", "function": {"name": name, "arguments": args}}]);
-                    }
-                    axum::Json(json!({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": {"prompt_tokens": 100, "completion_tokens": 10}}))
-                }),
-            );
-            let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-                .await
-                .expect("bind");
-            let addr = listener.local_addr().expect("addr");
-            tx.send(format!("http://{addr}/v1")).expect("send");
-            axum::serve(listener, app).await
-        })
-    });
-    rx.recv().expect("the mock server's address")
 }
 
 /// User plus system time of this process and its waited-for children, in seconds.
@@ -309,7 +242,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 2. One run, then 64 concurrent runs, against a 200 ms model over loopback HTTP.
     let steps = 8;
-    let base = mock_server(steps);
+    let base = mock_model::serve(LATENCY, move |turn, child| answer(turn, child, steps));
     // The writes, the result, the report; the loop ends once the report exists.
     let calls_per_run = steps + 2;
     let ideal = LATENCY.as_secs_f64() * calls_per_run as f64;

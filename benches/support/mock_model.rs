@@ -1,0 +1,84 @@
+//! The mock model the benchmarks run against: an OpenAI-compatible chat endpoint on loopback that
+//! answers every call after a fixed latency, on its own thread and runtime — a server elsewhere
+//! that shares this machine's cores but not nlah's scheduler.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::json;
+
+/// What the mock answers: text, and maybe one tool call (name, JSON arguments).
+pub type Answer = (String, Option<(String, String)>);
+
+/// The request fields the mock reads; the rest of the body is skipped, not parsed.
+#[derive(Deserialize)]
+struct Request<'a> {
+    #[serde(borrow)]
+    messages: Vec<Message<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow)]
+    role: Cow<'a, str>,
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+}
+
+/// The child id the engine names in a child's task ("# Child task: <id> …").
+pub fn child_of(task: &str) -> String {
+    task.split("# Child task: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Starts the server; returns its base URL. `answer` gets the number of assistant messages so
+/// far (the turn) and the child id.
+pub fn serve(
+    latency: Duration,
+    answer: impl Fn(usize, &str) -> Answer + Clone + Send + Sync + 'static,
+) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let app = Router::new().route(
+                "/v1/chat/completions",
+                post(move |body: Bytes| async move {
+                    tokio::time::sleep(latency).await;
+                    let req: Request = serde_json::from_slice(&body).expect("a chat request");
+                    let task = req
+                        .messages
+                        .iter()
+                        .find(|m| m.role == "user")
+                        .and_then(|m| m.content.as_deref())
+                        .unwrap_or("");
+                    let turn = req.messages.iter().filter(|m| m.role == "assistant").count();
+                    let (text, call) = answer(turn, &child_of(task));
+                    let mut message = json!({"role": "assistant", "content": text});
+                    if let Some((name, args)) = call {
+                        message["tool_calls"] = json!([{"id": format!("c{turn}"), "type": "function", "function": {"name": name, "arguments": args}}]);
+                    }
+                    axum::Json(json!({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": {"prompt_tokens": 100, "completion_tokens": 10}}))
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            tx.send(format!("http://{addr}/v1")).expect("send");
+            axum::serve(listener, app).await
+        })
+    });
+    rx.recv().expect("the mock server's address")
+}
