@@ -247,30 +247,12 @@ struct ChildHook {
 }
 
 impl ChildHook {
-    /// The same steps as [`ChildHook::apply`] but the session, on the calling thread, for
-    /// [`spawn`]: each belongs to a thread and passes to the children it starts.
+    /// The network namespace, the capabilities and Landlock, on the calling thread: each
+    /// belongs to a thread and passes to the children it starts ([`spawn`]).
     fn apply_to_thread(&mut self) -> std::io::Result<()> {
         if let Some(errno) = self.refuse {
             return Err(std::io::Error::from_raw_os_error(errno));
         }
-        if let Some(net) = &self.net {
-            net.apply()?;
-        }
-        if self.drop_caps {
-            caps::drop_dangerous()?;
-        }
-        match self.ruleset.take() {
-            Some(rs) => landlock_fs::restrict(rs),
-            None if self.needs_ruleset => Err(std::io::Error::from_raw_os_error(libc::EPERM)),
-            None => Ok(()),
-        }
-    }
-
-    fn apply(&mut self) -> std::io::Result<()> {
-        if let Some(errno) = self.refuse {
-            return Err(std::io::Error::from_raw_os_error(errno));
-        }
-        leave_session()?;
         if let Some(net) = &self.net {
             net.apply()?;
         }
@@ -284,6 +266,15 @@ impl ChildHook {
             None if self.needs_ruleset => Err(std::io::Error::from_raw_os_error(libc::EPERM)),
             None => Ok(()),
         }
+    }
+
+    /// Runs in the child between `fork` and `exec`: a new session, then the thread's steps.
+    fn apply(&mut self) -> std::io::Result<()> {
+        if let Some(errno) = self.refuse {
+            return Err(std::io::Error::from_raw_os_error(errno));
+        }
+        leave_session()?;
+        self.apply_to_thread()
     }
 }
 

@@ -180,16 +180,17 @@ async fn spawn_from_thread(launch: Launch<'_>, mut hook: ChildHook) -> std::io::
     let pid = rx
         .await
         .map_err(|_| std::io::Error::other("the spawning thread ended without a word"))??;
+    // SAFETY: kill and waitpid on our own unreaped child: a child whose start failed halfway
+    // must not outlive it.
+    let abandon = |e: std::io::Error| unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+        e
+    };
     // SAFETY: pidfd_open takes a pid and flags; the pid is our unreaped child.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        // SAFETY: as in Spawned::drop; the child must not outlive a failed start.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-        }
-        return Err(e);
+        return Err(abandon(std::io::Error::last_os_error()));
     }
     // SAFETY: pidfd_open returned a new descriptor that nothing else owns; the OwnedFd keeps it
     // open, unchanged, for as long as the AsyncFd that owns it.
@@ -198,7 +199,8 @@ async fn spawn_from_thread(launch: Launch<'_>, mut hook: ChildHook) -> std::io::
             OwnedFd::from_raw_fd(fd as i32),
             tokio::io::Interest::READABLE,
         )
-    }?;
+    }
+    .map_err(|e| abandon(e.into()))?;
     Ok(Spawned {
         pid,
         pidfd,
