@@ -153,6 +153,9 @@ impl Walk<'_> {
     /// Brings `node` up to date with the folder `abs` (`rel` inside the work tree). Returns
     /// whether anything in it changed.
     fn dir(&mut self, node: &mut Dir, abs: &Path, rel: &Path) -> Result<bool, WorkspaceError> {
+        // Forgotten until the walk of this folder completes: a walk cut short by an error must
+        // not leave a tree that no longer matches the entries it already updated.
+        let tree = node.tree.take();
         let mut changed = false;
         let mut seen: HashSet<OsString> = HashSet::new();
         for entry in std::fs::read_dir(abs).map_err(io(abs))? {
@@ -187,8 +190,8 @@ impl Walk<'_> {
         node.files.retain(|name, _| seen.contains(name));
         node.dirs.retain(|name, _| seen.contains(name));
         changed |= node.files.len() + node.dirs.len() != before;
-        if changed {
-            node.tree = None;
+        if !changed {
+            node.tree = tree;
         }
         Ok(changed)
     }
@@ -414,6 +417,34 @@ mod tests {
             let blob = repo.find_blob(tree.get_name("f").unwrap().id()).unwrap();
             assert_eq!(blob.content(), content.as_bytes());
         }
+    }
+
+    #[test]
+    fn a_settled_file_rewritten_with_its_old_mtime_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        let write = |content: &str| {
+            std::fs::write(root.join("f"), content).unwrap();
+            let f = std::fs::File::options()
+                .write(true)
+                .open(root.join("f"))
+                .unwrap();
+            f.set_modified(old).unwrap();
+        };
+        let mut snap = Snapshot::default();
+        write("aaaa");
+        // Old enough that the commit trusts the stat it records.
+        std::thread::sleep(RACY * 3);
+        snap.commit(&repo, root, "one").unwrap();
+        assert!(snap.root.files[OsStr::new("f")].trusted);
+        // Same size, same mtime: only the change time (and content) differ.
+        write("bbbb");
+        snap.commit(&repo, root, "two").unwrap();
+        let tree = repo.head().unwrap().peel_to_tree().unwrap();
+        let blob = repo.find_blob(tree.get_name("f").unwrap().id()).unwrap();
+        assert_eq!(blob.content(), b"bbbb");
     }
 
     #[test]
