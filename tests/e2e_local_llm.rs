@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -112,12 +111,8 @@ async fn proxy(upstream: &str) -> (String, Arc<Mutex<(u64, u64, u64)>>) {
             upstream: upstream.trim_end_matches('/').to_string(),
             seen: seen.clone(),
         });
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/v1"), seen)
+    let (origin, _) = common::serve(app).await;
+    (format!("{origin}/v1"), seen)
 }
 
 #[tokio::test(flavor = "multi_thread")]

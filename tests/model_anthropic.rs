@@ -1,7 +1,7 @@
 //! The Anthropic Messages backend against a scripted server on 127.0.0.1.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -26,30 +26,10 @@ enum Reply {
     Sse(Vec<String>),
 }
 
-#[derive(Clone, Default)]
-struct Mock {
-    received: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
-    replies: Arc<Mutex<VecDeque<Reply>>>,
-}
-
-impl Mock {
-    fn bodies(&self) -> Vec<Value> {
-        self.received
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, b)| b.clone())
-            .collect()
-    }
-    fn headers(&self, i: usize) -> HeaderMap {
-        self.received.lock().unwrap()[i].0.clone()
-    }
-}
+type Mock = common::Script<Reply>;
 
 async fn handle(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Response {
-    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    m.received.lock().unwrap().push((headers, json));
-    let reply = m.replies.lock().unwrap().pop_front();
+    let reply = m.next(headers, &body);
     match reply {
         Some(Reply::Json(status, extra, body)) => {
             let mut r = Response::builder()
@@ -78,17 +58,12 @@ async fn handle(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Respo
 
 /// Starts the server; returns its base URL (without `/v1`) and the mock's record.
 async fn serve(replies: Vec<Reply>) -> (String, Mock) {
-    let mock = Mock {
-        replies: Arc::new(Mutex::new(replies.into())),
-        ..Mock::default()
-    };
+    let mock = Mock::new(replies);
     let app = Router::new()
         .route("/v1/messages", post(handle))
         .with_state(mock.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), mock)
+    let (origin, _) = common::serve(app).await;
+    (origin, mock)
 }
 
 fn backend(base: &str) -> AnthropicBackend {
@@ -102,16 +77,7 @@ fn backend(base: &str) -> AnthropicBackend {
 }
 
 fn request(messages: Vec<Message>) -> ChatRequest {
-    ChatRequest {
-        model: "claude-test".into(),
-        messages,
-        tools: vec![],
-        tool_choice: ToolChoice::Auto,
-        max_tokens: None,
-        temperature: None,
-        seed: None,
-        trace: None,
-    }
+    common::chat_request("claude-test", messages)
 }
 
 fn event(v: Value) -> String {

@@ -1,13 +1,15 @@
 //! Retries, recording and replay, and prices.
 
-use std::collections::VecDeque;
+mod common;
+
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
 use serde_json::{Value, json};
@@ -16,27 +18,16 @@ use nlah::model::openai::OpenAiBackend;
 use nlah::model::prices::Prices;
 use nlah::model::replay::{CassetteLine, Recorder, ReplayBackend};
 use nlah::model::retry::{RetryPolicy, with_retries};
-use nlah::model::{ChatBackend, ChatRequest, ChatResponse, Message, ModelError, ToolChoice, Usage};
+use nlah::model::{ChatBackend, ChatRequest, ChatResponse, Message, ModelError, Usage};
 
 // ---- a scripted OpenAI-style server ----
 
-#[derive(Clone, Default)]
-struct Mock {
-    received: Arc<Mutex<Vec<Value>>>,
-    /// Status and JSON body of each answer, in order.
-    replies: Arc<Mutex<VecDeque<(u16, String)>>>,
-}
+/// Status and JSON body of each answer, in order.
+type Mock = common::Script<(u16, String)>;
 
-async fn handle(State(m): State<Mock>, body: Bytes) -> Response {
-    m.received
-        .lock()
-        .unwrap()
-        .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+async fn handle(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Response {
     let (status, body) = m
-        .replies
-        .lock()
-        .unwrap()
-        .pop_front()
+        .next(headers, &body)
         .unwrap_or((500, "no reply scripted".into()));
     Response::builder()
         .status(status)
@@ -46,17 +37,12 @@ async fn handle(State(m): State<Mock>, body: Bytes) -> Response {
 }
 
 async fn serve(replies: Vec<(u16, String)>) -> (String, Mock) {
-    let mock = Mock {
-        replies: Arc::new(Mutex::new(replies.into())),
-        ..Mock::default()
-    };
+    let mock = Mock::new(replies);
     let app = Router::new()
         .route("/v1/chat/completions", post(handle))
         .with_state(mock.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/v1"), mock)
+    let (origin, _) = common::serve(app).await;
+    (format!("{origin}/v1"), mock)
 }
 
 fn completion(text: &str, input: u64, output: u64) -> (u16, String) {
@@ -67,14 +53,8 @@ fn completion(text: &str, input: u64, output: u64) -> (u16, String) {
 
 fn request(text: &str, trace: Option<&str>) -> ChatRequest {
     ChatRequest {
-        model: "gpt-4.1-mini".into(),
-        messages: vec![Message::user(text)],
-        tools: vec![],
-        tool_choice: ToolChoice::Auto,
-        max_tokens: None,
-        temperature: None,
-        seed: None,
         trace: trace.map(str::to_string),
+        ..common::chat_request("gpt-4.1-mini", vec![Message::user(text)])
     }
 }
 
@@ -207,7 +187,7 @@ async fn record_then_replay_by_trace_and_in_order() {
         .unwrap();
     assert_eq!(a.message.content, "first answer");
     assert_eq!(b.message.content, "second answer");
-    assert_eq!(mock.received.lock().unwrap().len(), 2);
+    assert_eq!(mock.bodies().len(), 2);
 
     let text = std::fs::read_to_string(&cassette).unwrap();
     assert!(!text.contains("sk-secret"), "the cassette holds the key");

@@ -236,18 +236,7 @@ pub fn build(run: &RunDir, out: &Path) -> (Trajectory, Vec<(PathBuf, Trajectory)
                     .iter()
                     .find(|c| c.started_seq == e.seq)
                     .cloned()
-                    .unwrap_or_else(|| ChildInfo {
-                        id: child.clone(),
-                        stage: stage.clone(),
-                        role: role.clone(),
-                        model: model.clone(),
-                        started_seq: e.seq,
-                        finished_seq: None,
-                        status: None,
-                        reason: None,
-                        usage: Usage::default(),
-                        tool_calls: 0,
-                    });
+                    .unwrap_or_else(|| ChildInfo::started(child, stage, role, model, e.seq));
                 let path = child_path(out, child);
                 let file = path
                     .file_name()

@@ -139,18 +139,7 @@ impl RunDir {
                     stage,
                     role,
                     model,
-                } => out.push(ChildInfo {
-                    id: child.clone(),
-                    stage: stage.clone(),
-                    role: role.clone(),
-                    model: model.clone(),
-                    started_seq: e.seq,
-                    finished_seq: None,
-                    status: None,
-                    reason: None,
-                    usage: Usage::default(),
-                    tool_calls: 0,
-                }),
+                } => out.push(ChildInfo::started(child, stage, role, model, e.seq)),
                 EventKind::ChildFinished {
                     child,
                     status,
@@ -190,6 +179,24 @@ pub struct ChildInfo {
     pub reason: Option<String>,
     pub usage: Usage,
     pub tool_calls: u64,
+}
+
+impl ChildInfo {
+    /// A child as its start event tells it, before it finished.
+    pub fn started(id: &str, stage: &str, role: &str, model: &str, seq: u64) -> ChildInfo {
+        ChildInfo {
+            id: id.to_string(),
+            stage: stage.to_string(),
+            role: role.to_string(),
+            model: model.to_string(),
+            started_seq: seq,
+            finished_seq: None,
+            status: None,
+            reason: None,
+            usage: Usage::default(),
+            tool_calls: 0,
+        }
+    }
 }
 
 pub fn time(t: &str) -> Option<DateTime<FixedOffset>> {

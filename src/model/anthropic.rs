@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::openai::{
     Answer, DEFAULT_TIMEOUT, SseEvent, clip, env_nonempty, http_client, http_error, locate,
-    parse_base, read_answer, required_key, send_error,
+    parse_base, provider_http_error, read_answer, required_key, send_error,
 };
 use super::prices::Prices;
 use super::{
@@ -308,16 +308,7 @@ fn api_error(v: &Value) -> Option<ModelError> {
         "timeout_error" => 504,
         _ => 500,
     };
-    let body = err["message"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| err.to_string());
-    Some(ModelError::Http {
-        url: String::new(), // filled in by `locate`
-        status,
-        body: clip(&body, 2048),
-        retry_after: None,
-    })
+    Some(provider_http_error(err, status))
 }
 
 /// A content block as it streams in.

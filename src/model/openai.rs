@@ -503,16 +503,22 @@ fn provider_error(v: &Value) -> Option<ModelError> {
         .and_then(|c| u16::try_from(c).ok())
         .filter(|c| (400..600).contains(c))
         .unwrap_or(500);
+    Some(provider_http_error(err, status))
+}
+
+/// An error object a provider sent in a body (HTTP 200 or inside a stream), as the HTTP error it
+/// stands for: its message, or the whole object when it has none.
+pub(crate) fn provider_http_error(err: &Value, status: u16) -> ModelError {
     let body = err["message"]
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| err.to_string());
-    Some(ModelError::Http {
+    ModelError::Http {
         url: String::new(), // filled in by `locate`
         status,
         body: clip(&body, ERROR_BODY_LIMIT),
         retry_after: None,
-    })
+    }
 }
 
 // ---- shared HTTP plumbing (also used by anthropic.rs) ----

@@ -181,28 +181,47 @@ pub fn share_table(s: &Share) -> Table {
 
 /// The parent's share per variant (the children's is the rest).
 pub fn share_by_variant(report: &Report) -> Table {
-    let several = report.several_groups();
-    let mut cols = Vec::new();
-    if several {
-        cols.push(("Task set · Model", false));
-    }
-    cols.extend([
+    let cols = [
         ("Variant", false),
         ("Prompt tokens", true),
         ("Completion tokens", true),
         ("Tool calls", true),
         ("LLM calls", true),
-    ]);
-    let mut t = Table::new(&cols);
+    ];
+    per_group(report, &cols, |g| {
+        g.rows
+            .iter()
+            .map(|r| {
+                let mut row = vec![r.variant.clone()];
+                row.extend(splits(&r.share).iter().map(|(_, sp)| pct(sp.parent_pct)));
+                row
+            })
+            .collect()
+    })
+}
+
+/// A table of `cols` with the rows `rows` makes for each group, led by a "Task set · Model"
+/// column when the report has more than one group.
+fn per_group(
+    report: &Report,
+    cols: &[(&str, bool)],
+    rows: impl Fn(&Group) -> Vec<Vec<String>>,
+) -> Table {
+    let several = report.several_groups();
+    let mut all = Vec::new();
+    if several {
+        all.push(("Task set · Model", false));
+    }
+    all.extend_from_slice(cols);
+    let mut t = Table::new(&all);
     for g in &report.groups {
-        for r in &g.rows {
-            let mut row = Vec::new();
+        for row in rows(g) {
+            let mut full = Vec::with_capacity(all.len());
             if several {
-                row.push(group_label(g));
+                full.push(group_label(g));
             }
-            row.push(r.variant.clone());
-            row.extend(splits(&r.share).iter().map(|(_, sp)| pct(sp.parent_pct)));
-            t.rows.push(row);
+            full.extend(row);
+            t.rows.push(full);
         }
     }
     t
@@ -217,38 +236,29 @@ pub fn p_value(p: f64) -> String {
 }
 
 pub fn flip_table(report: &Report) -> Table {
-    let several = report.several_groups();
-    let mut cols = Vec::new();
-    if several {
-        cols.push(("Task set · Model", false));
-    }
-    cols.extend([
+    let cols = [
         ("Variant", false),
         ("Tasks", true),
         ("No flip", true),
         ("Gain", true),
         ("Lose", true),
         ("McNemar p", true),
-    ]);
-    let mut t = Table::new(&cols);
-    for g in &report.groups {
-        for f in &g.flips {
-            let mut row = Vec::new();
-            if several {
-                row.push(group_label(g));
-            }
-            row.extend([
-                f.variant.clone(),
-                f.paired.to_string(),
-                f.unchanged.to_string(),
-                f.gained.to_string(),
-                f.lost.to_string(),
-                p_value(f.mcnemar_p),
-            ]);
-            t.rows.push(row);
-        }
-    }
-    t
+    ];
+    per_group(report, &cols, |g| {
+        g.flips
+            .iter()
+            .map(|f| {
+                vec![
+                    f.variant.clone(),
+                    f.paired.to_string(),
+                    f.unchanged.to_string(),
+                    f.gained.to_string(),
+                    f.lost.to_string(),
+                    p_value(f.mcnemar_p),
+                ]
+            })
+            .collect()
+    })
 }
 
 /// "110 of 125 tasks do not flip; 9 gain, 6 lose (McNemar p = 0.607)."

@@ -268,52 +268,72 @@ fn file_changes(
 
 fn module_changes(a: &HarnessSource, b: &HarnessSource) -> Vec<ItemChange> {
     let on = |m: &Module| if m.enabled { "on" } else { "off" };
+    item_changes(
+        &a.modules,
+        &b.modules,
+        |m| &m.name,
+        |_, m| (Some(format!("{} by default", on(m))), Vec::new()),
+        |o, m| {
+            let mut fields = Vec::new();
+            value(&mut fields, "enabled by default", on(o), on(m));
+            value(&mut fields, "description", &o.description, &m.description);
+            list(&mut fields, "operations", &ops(o), &ops(m));
+            let summary = |m: &Module| m.file.text[m.summary.clone()].trim().to_string();
+            if summary(o) != summary(m) {
+                fields.push(FieldChange::Text {
+                    field: "summary".into(),
+                });
+            }
+            let bodies = |m: &Module| -> Vec<String> {
+                m.ops
+                    .iter()
+                    .map(|op| m.file.text[op.body.clone()].trim().to_string())
+                    .collect()
+            };
+            if ops(o) == ops(m) && bodies(o) != bodies(m) {
+                fields.push(FieldChange::Text {
+                    field: "operation bodies".into(),
+                });
+            }
+            fields
+        },
+    )
+}
+
+/// The items of two versions compared by name: those only in `new` are added (`added` gives
+/// their detail and settings, from their place in `new`), those in both are changed when
+/// `changed` finds fields that differ, those only in `old` are removed.
+fn item_changes<T>(
+    old: &[T],
+    new: &[T],
+    name: impl Fn(&T) -> &str,
+    added: impl Fn(usize, &T) -> (Option<String>, Vec<FieldChange>),
+    changed: impl Fn(&T, &T) -> Vec<FieldChange>,
+) -> Vec<ItemChange> {
+    let find = |items: &'_ [T], n: &str| items.iter().position(|i| name(i) == n);
     let mut out = Vec::new();
-    for m in &b.modules {
-        let Some(o) = a.modules.iter().find(|o| o.name == m.name) else {
-            out.push(ItemChange {
-                status: Status::Added,
-                name: m.name.clone(),
-                detail: Some(format!("{} by default", on(m))),
-                fields: Vec::new(),
-            });
-            continue;
+    for (i, item) in new.iter().enumerate() {
+        let (status, detail, fields) = match find(old, name(item)) {
+            None => {
+                let (detail, fields) = added(i, item);
+                (Status::Added, detail, fields)
+            }
+            Some(j) => (Status::Changed, None, changed(&old[j], item)),
         };
-        let mut fields = Vec::new();
-        value(&mut fields, "enabled by default", on(o), on(m));
-        value(&mut fields, "description", &o.description, &m.description);
-        list(&mut fields, "operations", &ops(o), &ops(m));
-        let summary = |m: &Module| m.file.text[m.summary.clone()].trim().to_string();
-        if summary(o) != summary(m) {
-            fields.push(FieldChange::Text {
-                field: "summary".into(),
-            });
-        }
-        let bodies = |m: &Module| -> Vec<String> {
-            m.ops
-                .iter()
-                .map(|op| m.file.text[op.body.clone()].trim().to_string())
-                .collect()
-        };
-        if ops(o) == ops(m) && bodies(o) != bodies(m) {
-            fields.push(FieldChange::Text {
-                field: "operation bodies".into(),
-            });
-        }
-        if !fields.is_empty() {
+        if status == Status::Added || !fields.is_empty() {
             out.push(ItemChange {
-                status: Status::Changed,
-                name: m.name.clone(),
-                detail: None,
+                status,
+                name: name(item).to_string(),
+                detail,
                 fields,
             });
         }
     }
-    for o in &a.modules {
-        if !b.modules.iter().any(|m| m.name == o.name) {
+    for item in old {
+        if find(new, name(item)).is_none() {
             out.push(ItemChange {
                 status: Status::Removed,
-                name: o.name.clone(),
+                name: name(item).to_string(),
                 detail: None,
                 fields: Vec::new(),
             });
@@ -346,43 +366,22 @@ fn ops(m: &Module) -> Vec<String> {
 }
 
 fn stage_changes(a: &Harness, b: &Harness) -> Vec<ItemChange> {
-    let mut out = Vec::new();
-    for (i, s) in b.stages.iter().enumerate() {
-        let Some(o) = a.stage(&s.name) else {
+    item_changes(
+        &a.stages,
+        &b.stages,
+        |s| &s.name,
+        |i, s| {
             let place = match i.checked_sub(1).and_then(|p| b.stages.get(p)) {
                 Some(prev) => format!("after {}", prev.name),
                 None => "first".to_string(),
             };
-            let detail = format!("{place} · role {}", s.role);
-            out.push(ItemChange {
-                status: Status::Added,
-                name: s.name.clone(),
-                detail: Some(detail),
-                fields: stage_fields(None, s),
-            });
-            continue;
-        };
-        let fields = stage_fields(Some(o), s);
-        if !fields.is_empty() {
-            out.push(ItemChange {
-                status: Status::Changed,
-                name: s.name.clone(),
-                detail: None,
-                fields,
-            });
-        }
-    }
-    for o in &a.stages {
-        if b.stage(&o.name).is_none() {
-            out.push(ItemChange {
-                status: Status::Removed,
-                name: o.name.clone(),
-                detail: None,
-                fields: Vec::new(),
-            });
-        }
-    }
-    out
+            (
+                Some(format!("{place} · role {}", s.role)),
+                stage_fields(None, s),
+            )
+        },
+        |o, s| stage_fields(Some(o), s),
+    )
 }
 
 /// The fields of a stage that differ; for an added stage (`old` is `None`), its settings.
@@ -446,51 +445,34 @@ fn stage_order(a: &Harness, b: &Harness) -> Option<(Vec<String>, Vec<String>)> {
 }
 
 fn role_changes(a: &Harness, b: &Harness) -> Vec<ItemChange> {
-    let mut out = Vec::new();
-    for r in &b.roles {
-        let Some(o) = a.role(&r.name) else {
+    item_changes(
+        &a.roles,
+        &b.roles,
+        |r| &r.name,
+        |_, r| {
             let mut fields = Vec::new();
             value(&mut fields, "model", "", &model(r));
             value(&mut fields, "tools", "", &tools(r));
-            out.push(ItemChange {
-                status: Status::Added,
-                name: r.name.clone(),
-                detail: Some(format!("model {} · tools {}", model(r), tools(r))),
+            (
+                Some(format!("model {} · tools {}", model(r), tools(r))),
                 fields,
-            });
-            continue;
-        };
-        let mut fields = Vec::new();
-        value(&mut fields, "model", &model(o), &model(r));
-        match (&o.tools, &r.tools) {
-            (Some(x), Some(y)) => list(&mut fields, "tools", x, y),
-            _ => value(&mut fields, "tools", &tools(o), &tools(r)),
-        }
-        if prose(&o.body) != prose(&r.body) {
-            fields.push(FieldChange::Text {
-                field: "instructions".into(),
-            });
-        }
-        if !fields.is_empty() {
-            out.push(ItemChange {
-                status: Status::Changed,
-                name: r.name.clone(),
-                detail: None,
-                fields,
-            });
-        }
-    }
-    for o in &a.roles {
-        if b.role(&o.name).is_none() {
-            out.push(ItemChange {
-                status: Status::Removed,
-                name: o.name.clone(),
-                detail: None,
-                fields: Vec::new(),
-            });
-        }
-    }
-    out
+            )
+        },
+        |o, r| {
+            let mut fields = Vec::new();
+            value(&mut fields, "model", &model(o), &model(r));
+            match (&o.tools, &r.tools) {
+                (Some(x), Some(y)) => list(&mut fields, "tools", x, y),
+                _ => value(&mut fields, "tools", &tools(o), &tools(r)),
+            }
+            if prose(&o.body) != prose(&r.body) {
+                fields.push(FieldChange::Text {
+                    field: "instructions".into(),
+                });
+            }
+            fields
+        },
+    )
 }
 
 fn model(r: &Role) -> String {

@@ -169,6 +169,17 @@ pub async fn start(policy: impl Fn(&Turn) -> Answer + Send + Sync + 'static) -> 
     let app = Router::new()
         .route("/v1/chat/completions", post(completions))
         .with_state(st);
+    let (origin, task) = serve(app).await;
+    MockModel {
+        base_url: format!("{origin}/v1"),
+        served,
+        requests,
+        _task: task,
+    }
+}
+
+/// Serves `app` on an ephemeral port of 127.0.0.1; returns `http://127.0.0.1:PORT` and the task.
+pub async fn serve(app: Router) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .unwrap();
@@ -176,11 +187,65 @@ pub async fn start(policy: impl Fn(&Turn) -> Answer + Send + Sync + 'static) -> 
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
-    MockModel {
-        base_url: format!("http://{addr}/v1"),
-        served,
-        requests,
-        _task: task,
+    (format!("http://{addr}"), task)
+}
+
+/// A scripted endpoint's memory: the requests it received (headers and JSON body), and the
+/// replies it has still to give, in order.
+pub struct Script<R> {
+    received: Arc<Mutex<Vec<(axum::http::HeaderMap, Value)>>>,
+    replies: Arc<Mutex<std::collections::VecDeque<R>>>,
+}
+
+impl<R> Clone for Script<R> {
+    fn clone(&self) -> Self {
+        Script {
+            received: self.received.clone(),
+            replies: self.replies.clone(),
+        }
+    }
+}
+
+impl<R> Script<R> {
+    pub fn new(replies: Vec<R>) -> Self {
+        Script {
+            received: Arc::default(),
+            replies: Arc::new(Mutex::new(replies.into())),
+        }
+    }
+
+    /// Records a request; the next reply, if one is left.
+    pub fn next(&self, headers: axum::http::HeaderMap, body: &[u8]) -> Option<R> {
+        let json = serde_json::from_slice(body).unwrap_or(Value::Null);
+        self.received.lock().unwrap().push((headers, json));
+        self.replies.lock().unwrap().pop_front()
+    }
+
+    pub fn bodies(&self) -> Vec<Value> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+
+    pub fn headers(&self, i: usize) -> axum::http::HeaderMap {
+        self.received.lock().unwrap()[i].0.clone()
+    }
+}
+
+/// A chat request for `model` with these messages and nothing else set.
+pub fn chat_request(model: &str, messages: Vec<nlah::model::Message>) -> nlah::model::ChatRequest {
+    nlah::model::ChatRequest {
+        model: model.into(),
+        messages,
+        tools: vec![],
+        tool_choice: nlah::model::ToolChoice::Auto,
+        max_tokens: None,
+        temperature: None,
+        seed: None,
+        trace: None,
     }
 }
 

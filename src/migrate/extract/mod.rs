@@ -8,6 +8,7 @@ mod yaml;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use serde_json::Value;
 use walkdir::WalkDir;
 
 /// Where a construct was found: a path relative to SRC (its file name when SRC is a file).
@@ -42,6 +43,91 @@ pub struct Tool {
     /// How it was declared: `decorated function`, `schema dict`, `whitelist`, `yaml`.
     pub kind: String,
     pub at: Loc,
+}
+
+impl Tool {
+    /// A tool declared as data (`{"name": …, "parameters": {…}}`, OpenAI or Anthropic style, or
+    /// MCP's `inputSchema`): `None` unless it has both a name and an object schema.
+    pub fn declared(map: &serde_json::Map<String, Value>, kind: &str, at: Loc) -> Option<Tool> {
+        let schema = ["parameters", "input_schema", "inputSchema"]
+            .iter()
+            .find_map(|k| map.get(*k))
+            .filter(|s| s.is_object())?;
+        let name = map.get("name")?.as_str()?;
+        Some(Tool {
+            name: name.to_string(),
+            description: map
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            schema: Some(schema.clone()),
+            kind: kind.into(),
+            at,
+        })
+    }
+
+    /// A tool named in a list of allowed tools called `list`.
+    pub fn listed(name: &str, list: &str, at: Loc) -> Tool {
+        Tool {
+            name: name.to_string(),
+            description: String::new(),
+            schema: None,
+            kind: format!("whitelist `{list}`"),
+            at,
+        }
+    }
+}
+
+/// Parses `text` with a tree-sitter grammar; a file with syntax errors is refused, naming the
+/// line of the first.
+fn parse(
+    lang: &str,
+    grammar: tree_sitter::Language,
+    text: &str,
+) -> Result<tree_sitter::Tree, String> {
+    let mut parser = tree_sitter::Parser::new();
+    parser
+        .set_language(&grammar)
+        .map_err(|e| format!("{lang}: cannot load the grammar: {e}"))?;
+    let tree = parser
+        .parse(text, None)
+        .ok_or_else(|| format!("{lang}: the parser gave up"))?;
+    let root = tree.root_node();
+    if root.has_error() {
+        let line = first_error(root).map_or(1, |n| n.start_position().row + 1);
+        return Err(format!(
+            "{lang}: a syntax error near line {line} (tree-sitter could not parse the file)"
+        ));
+    }
+    Ok(tree)
+}
+
+fn first_error(n: tree_sitter::Node) -> Option<tree_sitter::Node> {
+    if n.is_error() || n.is_missing() {
+        return Some(n);
+    }
+    let mut c = n.walk();
+    n.children(&mut c).find_map(first_error)
+}
+
+/// A node's source text.
+fn node_text<'s>(n: tree_sitter::Node, src: &'s [u8]) -> &'s str {
+    n.utf8_text(src).unwrap_or("")
+}
+
+/// Where a node starts in the file `rel`.
+fn node_loc(rel: &str, n: tree_sitter::Node) -> Loc {
+    Loc {
+        file: rel.to_string(),
+        line: n.start_position().row + 1,
+    }
+}
+
+/// A variable that lists the tools a model may use.
+fn is_tool_list_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("tool") || n.contains("allowed") || n.contains("whitelist")
 }
 
 /// One item of the control-flow outline.
@@ -104,6 +190,20 @@ pub struct Extraction {
 }
 
 impl Extraction {
+    /// A shell command that runs the tests, recorded once however often the source names it.
+    fn test_command(&mut self, cmd: &str, at: Loc) {
+        if self.verifiers.iter().any(|v| v.code == cmd) {
+            return;
+        }
+        self.verifiers.push(Verifier {
+            name: "test-command".into(),
+            kind: "command".into(),
+            code: cmd.to_string(),
+            params: Vec::new(),
+            at,
+        });
+    }
+
     /// Whether extraction found any construct at all.
     pub fn is_empty(&self) -> bool {
         self.prompts.is_empty()
@@ -310,6 +410,57 @@ fn dedup_tools(tools: &mut Vec<Tool>) {
         }
     }
     *tools = out;
+}
+
+/// Function names that read as a stage of an agent loop.
+const STAGE_WORDS: [&str; 16] = [
+    "plan",
+    "act",
+    "execute",
+    "verify",
+    "review",
+    "reflect",
+    "observe",
+    "step",
+    "repair",
+    "fix",
+    "critique",
+    "summarize",
+    "think",
+    "decide",
+    "evaluate",
+    "run_tests",
+];
+
+/// `runTests` → `run_tests`, so that camelCase names match the same words as Python's.
+fn snake(name: &str) -> String {
+    let mut out = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if c.is_ascii_uppercase() && prev_lower {
+            out.push('_');
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// A function that reads as a stage of an agent loop (`plan`, `_act`, `runTests`, `verify_step`).
+fn is_stage_name(name: &str) -> bool {
+    let s = snake(name);
+    let s = s.trim_start_matches('_');
+    STAGE_WORDS
+        .iter()
+        .any(|w| s == *w || s.starts_with(&format!("{w}_")))
+}
+
+/// A function that reads as a check (`verify…`, `check…`, `…_validate…`).
+fn is_verifier_name(name: &str) -> bool {
+    let n = snake(name);
+    ["verify", "check", "validate"]
+        .iter()
+        .any(|w| n.starts_with(w) || n.contains(&format!("_{w}")))
 }
 
 /// Names that read as limits on a loop, and what kind of control item they are.

@@ -1,29 +1,12 @@
 //! Python sources, read with tree-sitter-python.
 
 use serde_json::{Map, Value, json};
-use tree_sitter::{Node, Parser};
+use tree_sitter::Node;
 
-use super::{Control, Extraction, Loc, Prompt, Tool, Verifier, is_test_command, limit_kind};
-
-/// Function names that read as a stage of an agent loop.
-const STAGE_WORDS: [&str; 16] = [
-    "plan",
-    "act",
-    "execute",
-    "verify",
-    "review",
-    "reflect",
-    "observe",
-    "step",
-    "repair",
-    "fix",
-    "critique",
-    "summarize",
-    "think",
-    "decide",
-    "evaluate",
-    "run_tests",
-];
+use super::{
+    Control, Extraction, Loc, Prompt, Tool, Verifier, is_stage_name, is_test_command,
+    is_tool_list_name, is_verifier_name, limit_kind, node_loc, node_text, parse,
+};
 
 struct Walker<'a> {
     rel: &'a str,
@@ -33,20 +16,8 @@ struct Walker<'a> {
 }
 
 pub fn extract(rel: &str, text: &str, ex: &mut Extraction) -> Result<(), String> {
-    let mut parser = Parser::new();
-    parser
-        .set_language(&tree_sitter_python::LANGUAGE.into())
-        .map_err(|e| format!("Python: cannot load the grammar: {e}"))?;
-    let tree = parser
-        .parse(text, None)
-        .ok_or_else(|| "Python: the parser gave up".to_string())?;
+    let tree = parse("Python", tree_sitter_python::LANGUAGE.into(), text)?;
     let root = tree.root_node();
-    if root.has_error() {
-        let line = first_error(root).map_or(1, |n| n.start_position().row + 1);
-        return Err(format!(
-            "Python: a syntax error near line {line} (tree-sitter could not parse the file)"
-        ));
-    }
     let mut w = Walker {
         rel,
         src: text.as_bytes(),
@@ -61,14 +32,6 @@ pub fn extract(rel: &str, text: &str, ex: &mut Extraction) -> Result<(), String>
     Ok(())
 }
 
-fn first_error(n: Node) -> Option<Node> {
-    if n.is_error() || n.is_missing() {
-        return Some(n);
-    }
-    let mut c = n.walk();
-    n.children(&mut c).find_map(first_error)
-}
-
 fn is_prompt_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     [
@@ -80,18 +43,6 @@ fn is_prompt_name(name: &str) -> bool {
     ]
     .iter()
     .any(|w| n.contains(w))
-}
-
-fn is_tool_list_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.contains("tool") || n.contains("allowed") || n.contains("whitelist")
-}
-
-fn is_verifier_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    ["verify", "check", "validate"]
-        .iter()
-        .any(|w| n.starts_with(w) || n.contains(&format!("_{w}")))
 }
 
 fn unescape(s: &str) -> String {
@@ -144,14 +95,11 @@ fn dedent(s: &str) -> String {
 
 impl Walker<'_> {
     fn text(&self, n: Node) -> &str {
-        n.utf8_text(self.src).unwrap_or("")
+        node_text(n, self.src)
     }
 
     fn loc(&self, n: Node) -> Loc {
-        Loc {
-            file: self.rel.to_string(),
-            line: n.start_position().row + 1,
-        }
+        node_loc(self.rel, n)
     }
 
     /// The value of a string literal (also concatenated, or wrapped in `dedent(...)`).
@@ -388,17 +336,8 @@ impl Walker<'_> {
     }
 
     fn command(&mut self, cmd: &str, n: Node) {
-        if self.ex.verifiers.iter().any(|v| v.code == cmd) {
-            return;
-        }
         let at = self.loc(n);
-        self.ex.verifiers.push(Verifier {
-            name: "test-command".into(),
-            kind: "command".into(),
-            code: cmd.to_string(),
-            params: Vec::new(),
-            at,
-        });
+        self.ex.test_command(cmd, at);
     }
 
     fn assignment(&mut self, a: Node, func: Option<&str>, depth: usize) {
@@ -436,16 +375,8 @@ impl Walker<'_> {
             && matches!(right.kind(), "list" | "tuple" | "set")
             && let Some(Value::Array(items)) = self.literal(right)
         {
-            for item in items {
-                if let Some(tool) = item.as_str() {
-                    self.ex.tools.push(Tool {
-                        name: tool.to_string(),
-                        description: String::new(),
-                        schema: None,
-                        kind: format!("whitelist `{full}`"),
-                        at: at.clone(),
-                    });
-                }
+            for tool in items.iter().filter_map(Value::as_str) {
+                self.ex.tools.push(Tool::listed(tool, &full, at.clone()));
             }
         }
     }
@@ -455,25 +386,10 @@ impl Walker<'_> {
         let Some(Value::Object(map)) = self.literal(n) else {
             return false;
         };
-        let schema = map
-            .get("parameters")
-            .or_else(|| map.get("input_schema"))
-            .filter(|s| s.is_object());
-        let (Some(Value::String(name)), Some(schema)) = (map.get("name"), schema) else {
+        let Some(tool) = Tool::declared(&map, "schema dict", self.loc(n)) else {
             return false;
         };
-        let at = self.loc(n);
-        self.ex.tools.push(Tool {
-            name: name.clone(),
-            description: map
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            schema: Some(schema.clone()),
-            kind: "schema dict".into(),
-            at,
-        });
+        self.ex.tools.push(tool);
         true
     }
 
@@ -556,7 +472,6 @@ impl Walker<'_> {
                 at: at.clone(),
             });
         }
-        let lower = name.to_ascii_lowercase();
         let top_level = outer.is_none() && depth <= 1;
         if is_verifier_name(&name) && top_level {
             let params = self.params(def).into_iter().map(|p| p.0).collect();
@@ -568,11 +483,7 @@ impl Walker<'_> {
                 at: at.clone(),
             });
         }
-        let trimmed = lower.trim_start_matches('_');
-        if STAGE_WORDS
-            .iter()
-            .any(|w| trimmed == *w || trimmed.starts_with(&format!("{w}_")))
-        {
+        if is_stage_name(&name) {
             let doc = self.docstring(def);
             self.ex.control.push(Control {
                 kind: "stage".into(),

@@ -2,42 +2,12 @@
 //! through its TSX grammar, which accepts JSX).
 
 use serde_json::{Map, Value};
-use tree_sitter::{Node, Parser};
+use tree_sitter::Node;
 
-use super::{Control, Extraction, Loc, Prompt, Tool, Verifier, is_test_command, limit_kind};
-
-const STAGE_WORDS: [&str; 16] = [
-    "plan",
-    "act",
-    "execute",
-    "verify",
-    "review",
-    "reflect",
-    "observe",
-    "step",
-    "repair",
-    "fix",
-    "critique",
-    "summarize",
-    "think",
-    "decide",
-    "evaluate",
-    "run_tests",
-];
-
-/// `runTests` → `run_tests`, so that camelCase names match the same words as Python's.
-fn snake(name: &str) -> String {
-    let mut out = String::new();
-    let mut prev_lower = false;
-    for c in name.chars() {
-        if c.is_ascii_uppercase() && prev_lower {
-            out.push('_');
-        }
-        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-        out.push(c.to_ascii_lowercase());
-    }
-    out
-}
+use super::{
+    Control, Extraction, Loc, Prompt, Tool, Verifier, is_stage_name, is_test_command,
+    is_tool_list_name, is_verifier_name, limit_kind, node_loc, node_text, parse, snake,
+};
 
 fn is_prompt_name(name: &str) -> bool {
     let n = snake(name);
@@ -52,13 +22,6 @@ fn is_prompt_name(name: &str) -> bool {
     .any(|w| n.contains(w))
 }
 
-fn is_verifier_name(name: &str) -> bool {
-    let n = snake(name);
-    ["verify", "check", "validate"]
-        .iter()
-        .any(|w| n.starts_with(w) || n.contains(&format!("_{w}")))
-}
-
 struct Walker<'a> {
     rel: &'a str,
     src: &'a [u8],
@@ -67,25 +30,13 @@ struct Walker<'a> {
 
 pub fn extract(rel: &str, text: &str, tsx: bool, ex: &mut Extraction) -> Result<(), String> {
     let lang = if tsx { "TSX" } else { "TypeScript" };
-    let mut parser = Parser::new();
     let grammar = if tsx {
         tree_sitter_typescript::LANGUAGE_TSX
     } else {
         tree_sitter_typescript::LANGUAGE_TYPESCRIPT
     };
-    parser
-        .set_language(&grammar.into())
-        .map_err(|e| format!("{lang}: cannot load the grammar: {e}"))?;
-    let tree = parser
-        .parse(text, None)
-        .ok_or_else(|| format!("{lang}: the parser gave up"))?;
+    let tree = parse(lang, grammar.into(), text)?;
     let root = tree.root_node();
-    if root.has_error() {
-        let line = first_error(root).map_or(1, |n| n.start_position().row + 1);
-        return Err(format!(
-            "{lang}: a syntax error near line {line} (tree-sitter could not parse the file)"
-        ));
-    }
     let mut w = Walker {
         rel,
         src: text.as_bytes(),
@@ -95,24 +46,13 @@ pub fn extract(rel: &str, text: &str, tsx: bool, ex: &mut Extraction) -> Result<
     Ok(())
 }
 
-fn first_error(n: Node) -> Option<Node> {
-    if n.is_error() || n.is_missing() {
-        return Some(n);
-    }
-    let mut c = n.walk();
-    n.children(&mut c).find_map(first_error)
-}
-
 impl Walker<'_> {
     fn text(&self, n: Node) -> &str {
-        n.utf8_text(self.src).unwrap_or("")
+        node_text(n, self.src)
     }
 
     fn loc(&self, n: Node) -> Loc {
-        Loc {
-            file: self.rel.to_string(),
-            line: n.start_position().row + 1,
-        }
+        node_loc(self.rel, n)
     }
 
     /// A string or template literal's text (substitutions kept as `${…}`).
@@ -353,19 +293,12 @@ impl Walker<'_> {
             });
             return;
         }
-        let n = name.to_ascii_lowercase();
-        if (n.contains("tool") || n.contains("allowed") || n.contains("whitelist"))
+        if is_tool_list_name(name)
             && v.kind() == "array"
             && let Some(Value::Array(items)) = self.literal(v)
         {
             for item in items.iter().filter_map(Value::as_str) {
-                self.ex.tools.push(Tool {
-                    name: item.to_string(),
-                    description: String::new(),
-                    schema: None,
-                    kind: format!("whitelist `{name}`"),
-                    at: at.clone(),
-                });
+                self.ex.tools.push(Tool::listed(item, name, at.clone()));
             }
         }
     }
@@ -374,47 +307,21 @@ impl Walker<'_> {
         let Some(Value::Object(map)) = self.literal(n) else {
             return false;
         };
-        let schema = ["parameters", "input_schema", "inputSchema"]
-            .iter()
-            .find_map(|k| map.get(*k))
-            .filter(|s| s.is_object());
-        let (Some(Value::String(name)), Some(schema)) = (map.get("name"), schema) else {
+        let Some(tool) = Tool::declared(&map, "schema object", self.loc(n)) else {
             return false;
         };
-        let at = self.loc(n);
-        self.ex.tools.push(Tool {
-            name: name.clone(),
-            description: map
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            schema: Some(schema.clone()),
-            kind: "schema object".into(),
-            at,
-        });
+        self.ex.tools.push(tool);
         true
     }
 
     fn command(&mut self, cmd: &str, n: Node) {
-        if self.ex.verifiers.iter().any(|v| v.code == cmd) {
-            return;
-        }
         let at = self.loc(n);
-        self.ex.verifiers.push(Verifier {
-            name: "test-command".into(),
-            kind: "command".into(),
-            code: cmd.to_string(),
-            params: Vec::new(),
-            at,
-        });
+        self.ex.test_command(cmd, at);
     }
 
     /// A function: a stage when its name says so, a verifier when it verifies or checks.
     fn function(&mut self, name: &str, decl: Node, f: Node, outer: Option<&str>) {
         let at = self.loc(decl);
-        let s = snake(name);
-        let trimmed = s.trim_start_matches('_');
         if outer.is_none() && is_verifier_name(name) {
             // Kept as source for the model: a TypeScript check needs a toolchain the run may lack.
             self.ex.verifiers.push(Verifier {
@@ -425,10 +332,7 @@ impl Walker<'_> {
                 at: at.clone(),
             });
         }
-        if STAGE_WORDS
-            .iter()
-            .any(|w| trimmed == *w || trimmed.starts_with(&format!("{w}_")))
-        {
+        if is_stage_name(name) {
             self.ex.control.push(Control {
                 kind: "stage".into(),
                 name: name.to_string(),
