@@ -8,48 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Turn, diligent};
+use common::{Turn, diligent, nlah, output};
 use serde_json::Value;
 
 const MINI: &str = "tests/fixtures/mini";
 const TASKS: &str = "tests/fixtures/ablate-tasks";
 
-fn nlah(base_url: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nlah"));
-    cmd.env("OPENAI_BASE_URL", base_url)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("NLAH_MODEL")
-        .env_remove("NLAH_PRICES")
-        .env("NO_COLOR", "1");
-    cmd
-}
-
-async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("nlah runs"))
-        .await
-        .expect("join")
-}
-
 /// `nlah ablate MINI TASKS --module reviewer --seeds 2 …`: 2 variants × 2 tasks × 2 seeds.
 fn ablate(base_url: &str, out: &Path, extra: &[&str]) -> Command {
-    let mut cmd = nlah(base_url);
-    cmd.args([
-        "ablate",
-        MINI,
-        TASKS,
-        "--module",
-        "reviewer",
-        "--seeds",
-        "2",
-        "--model",
-        "openai:mock-1",
-        "--retries",
-        "1",
-        "--json",
-        "--out",
-    ])
-    .arg(out)
-    .args(extra);
+    let mut cmd = common::ablate_mini(base_url, TASKS);
+    cmd.arg("--out").arg(out).args(extra);
     cmd
 }
 

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::diligent;
+use common::{diligent, output};
 use serde_json::Value;
 
 struct Fake {
@@ -52,44 +52,15 @@ impl Fake {
             bin.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nlah"));
-        cmd.args([
-            "ablate",
-            "tests/fixtures/mini",
-            "tests/fixtures/ablate-tasks",
-            "--module",
-            "reviewer",
-            "--seeds",
-            "2",
-            "--model",
-            "openai:mock-1",
-            "--retries",
-            "1",
-            "--executor",
-            "slurm",
-            "--poll-ms",
-            "100",
-            "--json",
-            "--out",
-        ])
-        .arg(self.out())
-        .args(extra)
-        .env("PATH", path)
-        .env("FAKE_SLURM_STATE", self.state())
-        .env("FAKE_MAX_ARRAY_SIZE", max_array.to_string())
-        .env("OPENAI_BASE_URL", base_url)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("NLAH_MODEL")
-        .env_remove("NLAH_PRICES")
-        .env("NO_COLOR", "1");
+        let mut cmd = common::ablate_mini(base_url, "tests/fixtures/ablate-tasks");
+        cmd.args(["--executor", "slurm", "--poll-ms", "100", "--out"])
+            .arg(self.out())
+            .args(extra)
+            .env("PATH", path)
+            .env("FAKE_SLURM_STATE", self.state())
+            .env("FAKE_MAX_ARRAY_SIZE", max_array.to_string());
         cmd
     }
-}
-
-async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("nlah runs"))
-        .await
-        .expect("join")
 }
 
 fn show(o: &Output) -> String {

@@ -192,37 +192,19 @@ async fn a_small_matrix_runs_on_a_real_single_node_slurm() {
     .unwrap();
 
     let out = dir.path().join("out");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nlah"));
+    let mut cmd = common::ablate_mini(&model.base_url, "tests/fixtures/ablate-tasks/alpha");
     cmd.args([
-        "ablate",
-        "tests/fixtures/mini",
-        "tests/fixtures/ablate-tasks/alpha",
-        "--module",
-        "reviewer",
-        "--seeds",
-        "2",
-        "--model",
-        "openai:mock-1",
-        "--retries",
-        "1",
         "--executor",
         "slurm",
         "--concurrency",
         "2",
         "--poll-ms",
         "500",
-        "--json",
         "--out",
     ])
     .arg(&out)
-    .env("SLURM_CONF", &conf)
-    .env("OPENAI_BASE_URL", &model.base_url)
-    .env_remove("OPENAI_API_KEY")
-    .env_remove("NLAH_MODEL")
-    .env_remove("NLAH_PRICES");
-    let o = tokio::task::spawn_blocking(move || cmd.output().expect("nlah"))
-        .await
-        .unwrap();
+    .env("SLURM_CONF", &conf);
+    let o = common::output(cmd).await;
     let logs = || {
         [
             "slurmctld.out",

@@ -235,6 +235,45 @@ impl<R> Script<R> {
     }
 }
 
+/// The nlah binary, talking to the model at `base_url`, with none of the caller's model settings.
+pub fn nlah(base_url: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nlah"));
+    cmd.env("OPENAI_BASE_URL", base_url)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("NLAH_MODEL")
+        .env_remove("NLAH_PRICES")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs `cmd` to the end off the async workers (the mock model answers on them).
+pub async fn output(mut cmd: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("nlah runs"))
+        .await
+        .expect("join")
+}
+
+/// `nlah ablate tests/fixtures/mini TASKS --module reviewer --seeds 2 --model openai:mock-1
+/// --retries 1 --json`: two variants, two seeds per task; the caller adds the rest.
+pub fn ablate_mini(base_url: &str, tasks: &str) -> std::process::Command {
+    let mut cmd = nlah(base_url);
+    cmd.args([
+        "ablate",
+        "tests/fixtures/mini",
+        tasks,
+        "--module",
+        "reviewer",
+        "--seeds",
+        "2",
+        "--model",
+        "openai:mock-1",
+        "--retries",
+        "1",
+        "--json",
+    ]);
+    cmd
+}
+
 /// A chat request for `model` with these messages and nothing else set.
 pub fn chat_request(model: &str, messages: Vec<nlah::model::Message>) -> nlah::model::ChatRequest {
     nlah::model::ChatRequest {
@@ -346,20 +385,14 @@ impl Ran {
 pub async fn nlah_run(base_url: &str, args: &[&str]) -> Ran {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("ws");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nlah"));
+    let mut cmd = nlah(base_url);
     cmd.arg("run")
         .args(args)
         .arg("--workspace")
         .arg(&ws)
         .arg("--retries")
         .arg("2");
-    cmd.env("OPENAI_BASE_URL", base_url)
-        .env_remove("OPENAI_API_KEY")
-        .env("NO_COLOR", "1")
-        .env_remove("NLAH_MODEL");
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
+    let out = output(cmd).await;
     Ran {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
