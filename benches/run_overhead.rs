@@ -14,8 +14,9 @@
 //! 0. First, whole short runs (ten calls to a model answering at once), one after another: the
 //!    fixed cost every concurrent run pays.
 //!
-//! Run: `cargo bench --bench run_overhead`. `NLAH_BENCH_CONCURRENT_ONLY=1` skips part 1 (for
-//! profiling part 2).
+//! Run: `cargo bench --bench run_overhead`. For profiling: `NLAH_BENCH_CONCURRENT_ONLY=1` skips
+//! part 1, `NLAH_BENCH_SHORT_ONLY=1` stops after part 0, `NLAH_BENCH_SHORT_RUNS=N` (20) sets
+//! how many short runs part 0 makes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -199,7 +200,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 0. Whole short runs, model answering at once.
     let mut short = Vec::new();
-    for i in 0..20 {
+    let short_runs = std::env::var("NLAH_BENCH_SHORT_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    for i in 0..short_runs {
         let mut o = options(&h, dir.path().join(format!("short-{i}")), &charter);
         o.chat_backend = Some(Arc::new(Instant0 { steps: 8 }));
         let t = Instant::now();
@@ -211,6 +216,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "a whole run of 10 model calls (model answering at once; workspace, 6 commits, verifier): {}",
         stats(short, "ms")
     );
+    if std::env::var_os("NLAH_BENCH_SHORT_ONLY").is_some() {
+        return Ok(());
+    }
 
     // 1. Overhead per step.
     if std::env::var_os("NLAH_BENCH_CONCURRENT_ONLY").is_none() {

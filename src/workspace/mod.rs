@@ -6,8 +6,10 @@
 
 pub mod atomic;
 pub mod history;
+pub mod index_file;
 pub mod objects;
 pub mod record;
+pub mod refs;
 pub mod snapshot;
 
 use std::path::{Path, PathBuf};

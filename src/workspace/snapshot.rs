@@ -19,23 +19,23 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use git2::{FileMode, IndexEntry, IndexTime, ObjectType, Oid, Repository};
+use git2::{FileMode, ObjectType, Oid, Repository};
 
-use super::objects::{Objects, TreeEntry};
+use super::index_file;
+use super::objects::{Objects, TreeEntry, object_id};
+use super::refs::Branch;
 use super::{WorkspaceError, io};
 
-/// A file changed within this long before the walk started may change again without its stat
-/// changing (timestamps come from a coarse clock), so its content is hashed again next time.
-const RACY: Duration = Duration::from_millis(20);
-/// The same for file systems that keep whole seconds only.
+/// On file systems that keep whole seconds only, a file changed within this long before a walk
+/// may change again without its stat changing, so its content is hashed again next time.
 const RACY_COARSE: Duration = Duration::from_secs(2);
 
 /// What a path held at the last commit.
 #[derive(Default)]
 pub struct Snapshot {
     root: Dir,
-    /// The repository's object store, opened at the first commit.
-    objects: Option<Objects>,
+    /// The repository's object store and the branch HEAD names, found at the first commit.
+    store: Option<(Objects, Branch)>,
 }
 
 #[derive(Default)]
@@ -83,15 +83,22 @@ impl Stat {
         }
     }
 
-    /// Whether the file was last changed long enough before `now` to trust its stat.
-    fn settled(&self, now: SystemTime) -> bool {
+    /// Whether the file was last changed early enough to trust its stat: before `tick`, the
+    /// kernel's coarse clock when the walk started. The kernel stamps changes from that clock
+    /// (never below it), so a later change cannot carry the stat seen now; a file changed in the
+    /// current tick might, and is hashed again next time.
+    fn settled(&self, tick: SystemTime, now: SystemTime) -> bool {
         let (secs, nanos) = self.mtime.max(self.ctime);
         let (Ok(secs), Ok(nanos)) = (u64::try_from(secs), u32::try_from(nanos)) else {
             return false;
         };
         let changed = UNIX_EPOCH + Duration::new(secs, nanos);
-        let window = if nanos == 0 { RACY_COARSE } else { RACY };
-        now.duration_since(changed).is_ok_and(|age| age > window)
+        if nanos == 0 {
+            return now
+                .duration_since(changed)
+                .is_ok_and(|age| age > RACY_COARSE);
+        }
+        changed < tick
     }
 }
 
@@ -99,6 +106,8 @@ impl Stat {
 struct Walk<'a> {
     repo: &'a Repository,
     objects: &'a mut Objects,
+    /// The coarse clock and the precise one when the walk started.
+    tick: SystemTime,
     now: SystemTime,
     /// A `.gitignore` changed: cached ignore decisions are stale after this walk.
     ignore_rules_changed: bool,
@@ -112,12 +121,17 @@ impl Snapshot {
         root: &Path,
         message: &str,
     ) -> Result<Oid, WorkspaceError> {
-        let objects = self
-            .objects
-            .get_or_insert_with(|| Objects::new(repo.commondir().join("objects")));
+        let (objects, branch) = match &mut self.store {
+            Some(store) => store,
+            None => self.store.insert((
+                Objects::new(&repo.commondir().join("objects")),
+                Branch::of(repo)?,
+            )),
+        };
         let mut walk = Walk {
             repo,
             objects,
+            tick: coarse_now(),
             now: SystemTime::now(),
             ignore_rules_changed: false,
         };
@@ -129,23 +143,23 @@ impl Snapshot {
             Some(oid) => oid,
             None => objects.tree(&mut [])?,
         };
-        // HEAD names the branch to move (or is detached, and moves itself).
-        let head = repo.find_reference("HEAD")?;
-        let branch = head.symbolic_target().unwrap_or("HEAD").to_string();
-        let parent = repo.refname_to_id(&branch).ok();
+        let parent = branch.tip(repo);
         let commit = objects.commit(tree, parent, message)?;
-        let summary = message.lines().next().unwrap_or_default();
-        repo.reference(&branch, commit, true, &format!("commit: {summary}"))?;
+        // The objects first: a branch never names a commit that is not there.
+        if let Err(e) = objects.flush() {
+            // What was recorded names objects that never reached the disk: start over.
+            self.root = Dir::default();
+            return Err(e);
+        }
+        branch.set(commit)?;
         Ok(commit)
     }
 
     /// Writes the repository's index from what the last commit recorded, stat data included.
     pub fn write_index(&self, repo: &Repository) -> Result<(), WorkspaceError> {
-        let mut index = repo.index()?;
-        index.clear()?;
-        self.root.index_into(&mut index, &mut Vec::new())?;
-        index.write()?;
-        Ok(())
+        let mut entries = Vec::new();
+        self.root.index_into(&mut entries, &mut Vec::new());
+        index_file::write(&repo.path().join("index"), entries)
     }
 }
 
@@ -235,8 +249,8 @@ impl Walk<'_> {
             };
             (bytes, mode)
         };
-        let oid = Oid::hash_object(ObjectType::Blob, &bytes)?;
-        let trusted = stat.settled(self.now);
+        let oid = object_id(ObjectType::Blob, &bytes)?;
+        let trusted = stat.settled(self.tick, self.now);
         if name == ".gitignore" {
             self.ignore_rules_changed |= node.files.get(name).is_none_or(|f| f.oid != oid);
         }
@@ -257,6 +271,21 @@ impl Walk<'_> {
             },
         );
         Ok(!same)
+    }
+}
+
+/// The kernel's coarse real-time clock, which stamps file changes; the epoch if unreadable (then
+/// no recent stat is trusted).
+fn coarse_now() -> SystemTime {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0;
+    match (read, u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec)) {
+        (true, Ok(secs), Ok(nanos)) => UNIX_EPOCH + Duration::new(secs, nanos),
+        _ => UNIX_EPOCH,
     }
 }
 
@@ -302,40 +331,31 @@ impl Dir {
         }
     }
 
-    fn index_into(
-        &self,
-        index: &mut git2::Index,
-        prefix: &mut Vec<u8>,
-    ) -> Result<(), WorkspaceError> {
+    fn index_into(&self, entries: &mut Vec<index_file::Entry>, prefix: &mut Vec<u8>) {
         for (name, f) in &self.files {
             let mut path = prefix.clone();
             path.extend_from_slice(name.as_bytes());
             let s = &f.stat;
-            // Index fields are 32 bits wide by format; git truncates the same way.
-            let time = |(secs, nanos): (i64, i64)| IndexTime::new(secs as i32, nanos as u32);
-            index.add(&IndexEntry {
-                ctime: time(s.ctime),
-                mtime: time(s.mtime),
-                dev: s.dev as u32,
-                ino: s.ino as u32,
+            entries.push(index_file::Entry {
+                path,
+                ctime: s.ctime,
+                mtime: s.mtime,
+                dev: s.dev,
+                ino: s.ino,
                 mode: u32::from(f.mode),
                 uid: s.uid,
                 gid: s.gid,
-                file_size: s.size as u32,
-                id: f.oid,
-                flags: 0,
-                flags_extended: 0,
-                path,
-            })?;
+                size: s.size,
+                oid: f.oid,
+            });
         }
         for (name, sub) in &self.dirs {
             let len = prefix.len();
             prefix.extend_from_slice(name.as_bytes());
             prefix.push(b'/');
-            sub.index_into(index, prefix)?;
+            sub.index_into(entries, prefix);
             prefix.truncate(len);
         }
-        Ok(())
     }
 }
 
@@ -435,8 +455,8 @@ mod tests {
         };
         let mut snap = Snapshot::default();
         write("aaaa");
-        // Old enough that the commit trusts the stat it records.
-        std::thread::sleep(RACY * 3);
+        // Old enough that the commit trusts the stat it records: past the clock's next tick.
+        std::thread::sleep(Duration::from_millis(30));
         snap.commit(&repo, root, "one").unwrap();
         assert!(snap.root.files[OsStr::new("f")].trusted);
         // Same size, same mtime: only the change time (and content) differ.
@@ -455,10 +475,34 @@ mod tests {
         std::fs::create_dir_all(root.join("d")).unwrap();
         std::fs::write(root.join("d/f"), "f").unwrap();
         std::fs::write(root.join("g"), "g").unwrap();
+        // Sorts before "d/f" in the index ('.' < '/'), after it in the walk.
+        std::fs::write(root.join("d.txt"), "d").unwrap();
+        std::os::unix::fs::symlink("g", root.join("link")).unwrap();
         let mut snap = Snapshot::default();
         snap.commit(&repo, root, "one").unwrap();
         snap.write_index(&repo).unwrap();
         let statuses = repo.statuses(None).unwrap();
         assert_eq!(statuses.len(), 0, "git status is clean");
+        // And for git itself, which also checks the file's own checksum and order.
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(args)
+                .current_dir(root)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(git(&["status", "--porcelain"]), "");
+        let listed = git(&["ls-files", "--stage"]);
+        let paths: Vec<&str> = listed
+            .lines()
+            .map(|l| l.split('\t').nth(1).unwrap())
+            .collect();
+        assert_eq!(paths, ["d.txt", "d/f", "g", "link"]);
     }
 }
