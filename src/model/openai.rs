@@ -13,7 +13,8 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use reqwest::Url;
 use reqwest::header::CONTENT_TYPE;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::prices::Prices;
 use super::retry::parse_retry_after;
@@ -137,58 +138,51 @@ impl OpenAiBackend {
     }
 
     /// The JSON body sent for `req`: streamed with usage in the last chunk, unless streaming
-    /// is off.
-    pub fn request_body(&self, req: &ChatRequest) -> Result<Value, ModelError> {
-        let mut messages = Vec::with_capacity(req.messages.len());
-        for m in &req.messages {
-            messages.push(message_json(m)?);
-        }
-        let mut body = Map::new();
-        body.insert("model".into(), json!(self.model_for(req)));
-        body.insert("messages".into(), Value::Array(messages));
-        if self.streaming() {
-            body.insert("stream".into(), json!(true));
-            body.insert("stream_options".into(), json!({"include_usage": true}));
-        } else {
-            body.insert("stream".into(), json!(false));
-        }
+    /// is off. It borrows the request's text, which is serialized once, straight onto the wire.
+    pub fn request_body<'a>(&'a self, req: &'a ChatRequest) -> Result<RequestBody<'a>, ModelError> {
+        let messages = req
+            .messages
+            .iter()
+            .map(WireMessage::of)
+            .collect::<Result<_, _>>()?;
+        let streaming = self.streaming();
         // Servers reject `tool_choice` without tools, so both go together or not at all.
-        if !req.tools.is_empty() {
-            let tools: Vec<Value> = req
-                .tools
-                .iter()
-                .map(|t| {
-                    json!({"type": "function", "function": {
-                        "name": t.name, "description": t.description, "parameters": t.parameters}})
-                })
-                .collect();
-            body.insert("tools".into(), Value::Array(tools));
-            // Never "required": llama.cpp's function-calling formats fail on it; naming the tool
-            // forces a call everywhere.
-            let choice = match &req.tool_choice {
-                ToolChoice::Auto => json!("auto"),
-                ToolChoice::None => json!("none"),
-                ToolChoice::Function(name) => {
-                    json!({"type": "function", "function": {"name": name}})
-                }
-            };
-            body.insert("tool_choice".into(), choice);
-        }
-        if let Some(n) = req.max_tokens {
-            let key = if self.official {
-                "max_completion_tokens"
-            } else {
-                "max_tokens"
-            };
-            body.insert(key.into(), json!(n));
-        }
-        if let Some(t) = req.temperature {
-            body.insert("temperature".into(), json!(t));
-        }
-        if let Some(s) = req.seed {
-            body.insert("seed".into(), json!(s));
-        }
-        Ok(Value::Object(body))
+        let tools: Vec<WireTool<'_>> = req
+            .tools
+            .iter()
+            .map(|t| WireTool {
+                kind: "function",
+                function: WireFunction {
+                    name: &t.name,
+                    description: &t.description,
+                    parameters: &t.parameters,
+                },
+            })
+            .collect();
+        // Never "required": llama.cpp's function-calling formats fail on it; naming the tool
+        // forces a call everywhere.
+        let tool_choice = (!tools.is_empty()).then(|| match &req.tool_choice {
+            ToolChoice::Auto => WireChoice::Mode("auto"),
+            ToolChoice::None => WireChoice::Mode("none"),
+            ToolChoice::Function(name) => WireChoice::Function {
+                kind: "function",
+                function: Named { name },
+            },
+        });
+        Ok(RequestBody {
+            model: self.model_for(req),
+            messages,
+            stream: streaming,
+            stream_options: streaming.then_some(StreamOptions {
+                include_usage: true,
+            }),
+            tools,
+            tool_choice,
+            max_tokens: req.max_tokens.filter(|_| !self.official),
+            max_completion_tokens: req.max_tokens.filter(|_| self.official),
+            temperature: req.temperature,
+            seed: req.seed,
+        })
     }
 
     fn model_for<'a>(&'a self, req: &'a ChatRequest) -> &'a str {
@@ -265,34 +259,128 @@ impl ChatBackend for OpenAiBackend {
     }
 }
 
+/// The body of a Chat Completions request.
+#[derive(Serialize)]
+pub struct RequestBody<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<WireChoice<'a>>,
+    /// What every server but OpenAI's own reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    /// What OpenAI's own API reads instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
 /// One message in the Chat Completions shape.
-fn message_json(m: &Message) -> Result<Value, ModelError> {
-    Ok(match m.role {
-        Role::System => json!({"role": "system", "content": m.content}),
-        Role::User => json!({"role": "user", "content": m.content}),
-        Role::Assistant => {
-            // `content` is always a string: llama.cpp answers `null` with HTTP 500.
-            let mut v = json!({"role": "assistant", "content": m.content});
-            if !m.tool_calls.is_empty() {
-                let calls: Vec<Value> = m
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    /// Always a string: llama.cpp answers `null` with HTTP 500.
+    content: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireCall<'a>>,
+}
+
+impl<'a> WireMessage<'a> {
+    fn of(m: &'a Message) -> Result<WireMessage<'a>, ModelError> {
+        let plain = |role| WireMessage {
+            role,
+            content: &m.content,
+            tool_call_id: None,
+            tool_calls: Vec::new(),
+        };
+        Ok(match m.role {
+            Role::System => plain("system"),
+            Role::User => plain("user"),
+            Role::Assistant => WireMessage {
+                tool_calls: m
                     .tool_calls
                     .iter()
-                    .map(|c| {
-                        json!({"id": c.id, "type": "function",
-                               "function": {"name": c.name, "arguments": c.arguments}})
+                    .map(|c| WireCall {
+                        id: &c.id,
+                        kind: "function",
+                        function: CallFunction {
+                            name: &c.name,
+                            arguments: &c.arguments,
+                        },
                     })
-                    .collect();
-                v["tool_calls"] = Value::Array(calls);
+                    .collect(),
+                ..plain("assistant")
+            },
+            Role::Tool => {
+                let id = m.tool_call_id.as_deref().ok_or_else(|| {
+                    ModelError::Config("a tool result message has no tool_call_id".into())
+                })?;
+                WireMessage {
+                    tool_call_id: Some(id),
+                    ..plain("tool")
+                }
             }
-            v
-        }
-        Role::Tool => {
-            let id = m.tool_call_id.as_deref().ok_or_else(|| {
-                ModelError::Config("a tool result message has no tool_call_id".into())
-            })?;
-            json!({"role": "tool", "tool_call_id": id, "content": m.content})
-        }
-    })
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct WireCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: CallFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct CallFunction<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct WireTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a Value,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WireChoice<'a> {
+    Mode(&'static str),
+    Function {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        function: Named<'a>,
+    },
+}
+
+#[derive(Serialize)]
+struct Named<'a> {
+    name: &'a str,
 }
 
 /// Usage as Chat Completions reports it.

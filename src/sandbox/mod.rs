@@ -247,20 +247,28 @@ struct ChildHook {
 }
 
 impl ChildHook {
-    /// The network namespace, the capabilities and Landlock, on the calling thread: each
-    /// belongs to a thread and passes to the children it starts ([`spawn`]).
-    fn apply_to_thread(&mut self) -> std::io::Result<()> {
+    /// The network namespace (from the pool where it can be), the capabilities and Landlock,
+    /// on the calling thread: each belongs to a thread and passes to the children it starts
+    /// ([`spawn`]). The lease goes back once the command has ended.
+    fn apply_to_thread(&mut self) -> std::io::Result<Option<netns::Lease>> {
         if let Some(errno) = self.refuse {
             return Err(std::io::Error::from_raw_os_error(errno));
         }
-        if let Some(net) = &self.net {
-            net.apply()?;
-        }
-        // After the namespace (bringing `lo` up needs CAP_NET_ADMIN).
+        let lease = match &self.net {
+            Some(net) => net.enter()?,
+            None => None,
+        };
+        self.after_namespace()?;
+        Ok(lease)
+    }
+
+    /// The steps after the namespace: it needs CAP_SYS_ADMIN, and bringing `lo` up needs
+    /// CAP_NET_ADMIN. Landlock last: the namespace setup writes /proc/self/*_map, outside the
+    /// writable paths.
+    fn after_namespace(&mut self) -> std::io::Result<()> {
         if self.drop_caps {
             caps::drop_dangerous()?;
         }
-        // Landlock last: the namespace setup writes /proc/self/*_map, outside the writable paths.
         match self.ruleset.take() {
             Some(rs) => landlock_fs::restrict(rs),
             None if self.needs_ruleset => Err(std::io::Error::from_raw_os_error(libc::EPERM)),
@@ -274,7 +282,12 @@ impl ChildHook {
             return Err(std::io::Error::from_raw_os_error(errno));
         }
         leave_session()?;
-        self.apply_to_thread()
+        // A fresh namespace: the pool's lock and allocations have no place between fork and
+        // exec.
+        if let Some(net) = &self.net {
+            net.apply()?;
+        }
+        self.after_namespace()
     }
 }
 

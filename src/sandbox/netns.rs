@@ -1,7 +1,17 @@
 //! The network side of confinement: a private network namespace for the command.
+//!
+//! Making a namespace costs the kernel a loopback device and its tables, and tearing it down
+//! afterwards costs more (a kernel worker, off the clock of the command but not of the machine).
+//! Commands started from a thread as root therefore take a namespace from a pool of those whose
+//! commands have ended, and make one only when the pool is empty. A namespace goes back to the
+//! pool only once no process of its command's group is left, so a command never shares its
+//! network with another command's processes — except a process that left its group on purpose
+//! (`setsid`), which the pool cannot see.
 
 use std::ffi::CStr;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
 
 /// How a private network namespace is made on this system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +75,61 @@ impl NetSetup {
         }
         loopback_up();
         Ok(())
+    }
+}
+
+/// Namespaces whose commands have ended, ready to be entered again.
+static POOL: Mutex<Vec<OwnedFd>> = Mutex::new(Vec::new());
+/// More are closed (and so torn down) rather than kept.
+const POOL_MAX: usize = 64;
+
+/// The network namespace a command started in, held until the command has ended.
+pub(super) struct Lease(OwnedFd);
+
+impl NetSetup {
+    /// On a thread about to start a command: enters a pooled namespace or makes a new one. A
+    /// lease comes back for a plain network namespace (root); a user namespace cannot be entered
+    /// this way and is never pooled.
+    pub(super) fn enter(&self) -> io::Result<Option<Lease>> {
+        if self.mode != NetMode::NetOnly {
+            self.apply()?;
+            return Ok(None);
+        }
+        let pooled = POOL.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        if let Some(fd) = pooled {
+            // SAFETY: setns on a namespace fd this process owns; a failure leaves the thread where
+            // it was, and a new namespace is made instead.
+            if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } == 0 {
+                return Ok(Some(Lease(fd)));
+            }
+        }
+        self.apply()?;
+        // SAFETY: a NUL-terminated path; a new descriptor nothing else owns.
+        let fd = unsafe {
+            libc::open(
+                c"/proc/thread-self/ns/net".as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        // Without /proc the namespace is simply not kept.
+        Ok((fd >= 0).then(|| Lease(unsafe { OwnedFd::from_raw_fd(fd) })))
+    }
+}
+
+impl Lease {
+    /// Puts the namespace back in the pool if no process of the group `pgid` (the command's, now
+    /// reaped) is left in it; otherwise lets it go.
+    pub(super) fn release(self, pgid: libc::pid_t) {
+        // SAFETY: signal 0 only checks whether the group has members.
+        let empty = unsafe { libc::kill(-pgid, 0) } == -1
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if !empty {
+            return;
+        }
+        let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < POOL_MAX {
+            pool.push(self.0);
+        }
     }
 }
 

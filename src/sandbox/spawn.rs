@@ -23,7 +23,8 @@ use std::sync::OnceLock;
 
 use tokio::io::unix::AsyncFd;
 
-use super::{ChildHook, Confinement, Enforcement, Plan, netns::NetMode};
+use super::netns::{Lease, NetMode};
+use super::{ChildHook, Confinement, Enforcement, Plan};
 
 /// A command to start: stdin is `/dev/null`, stdout and stderr share `output`.
 pub struct Launch<'a> {
@@ -79,6 +80,8 @@ pub struct Spawned {
     pid: libc::pid_t,
     pidfd: AsyncFd<OwnedFd>,
     status: Option<ExitStatus>,
+    /// The pooled network namespace the command runs in.
+    lease: Option<Lease>,
 }
 
 impl Spawned {
@@ -113,6 +116,10 @@ impl Spawned {
 impl Drop for Spawned {
     fn drop(&mut self) {
         if self.status.is_some() || matches!(self.try_reap(), Ok(Some(_))) {
+            // Ended (and its group killed by the caller): the namespace may serve again.
+            if let Some(lease) = self.lease.take() {
+                lease.release(self.pid);
+            }
             return;
         }
         let pid = self.pid;
@@ -173,11 +180,13 @@ async fn spawn_from_thread(launch: Launch<'_>, mut hook: ChildHook) -> std::io::
     std::thread::Builder::new()
         .name("nlah-spawn".into())
         .spawn(move || {
-            let pid = hook.apply_to_thread().and_then(|()| args.spawn(&output));
+            let pid = hook
+                .apply_to_thread()
+                .and_then(|lease| Ok((args.spawn(&output)?, lease)));
             // The thread keeps its confinement and ends here; the output fd closes with it.
             let _ = tx.send(pid);
         })?;
-    let pid = rx
+    let (pid, lease) = rx
         .await
         .map_err(|_| std::io::Error::other("the spawning thread ended without a word"))??;
     // SAFETY: kill and waitpid on our own unreaped child: a child whose start failed halfway
@@ -205,6 +214,7 @@ async fn spawn_from_thread(launch: Launch<'_>, mut hook: ChildHook) -> std::io::
         pid,
         pidfd,
         status: None,
+        lease,
     })
 }
 
@@ -416,6 +426,67 @@ mod tests {
         }
         // The thread that confined itself is gone; this process is as free as before.
         std::fs::write(outside.path().join("y"), "y").unwrap();
+    }
+
+    /// Runs `script` confined without network; returns the command's network namespace (as
+    /// `/proc/self/ns/net` names it), its process group and the ended child, not yet dropped.
+    async fn netns_of(script: &str) -> (String, i32, Child) {
+        let ws = tempfile::tempdir().unwrap();
+        let (reader, writer) = std::io::pipe().unwrap();
+        let launch = Launch {
+            program: "bash",
+            args: vec![
+                "-c".into(),
+                format!("readlink /proc/self/ns/net; {script}").into(),
+            ],
+            cwd: ws.path(),
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            output: OwnedFd::from(writer),
+        };
+        let c = Confinement {
+            writable: vec![ws.path().to_path_buf()],
+            network: false,
+        };
+        let (child, _) = spawn(launch, &c).await;
+        let mut child = child.unwrap();
+        let pgid = child.id().unwrap() as i32;
+        assert!(child.wait().await.unwrap().success());
+        let mut first = String::new();
+        let mut pipe =
+            tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader)).unwrap();
+        let mut byte = [0u8; 1];
+        while pipe.read(&mut byte).await.unwrap() == 1 && byte[0] != b'\n' {
+            first.push(char::from(byte[0]));
+        }
+        (first, pgid, child)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_network_namespace_serves_again_only_once_its_group_is_empty() {
+        if super::super::support().net != NetMode::NetOnly || !pidfd_works() {
+            eprintln!("skipped: no pooled network namespaces here (needs root)");
+            return;
+        }
+        let mine = std::fs::read_link("/proc/self/ns/net").unwrap();
+        let (a, _, child) = netns_of("true").await;
+        assert_ne!(
+            a,
+            mine.to_string_lossy(),
+            "the command has a namespace of its own"
+        );
+        drop(child);
+        let (b, _, child) = netns_of("true").await;
+        assert_eq!(a, b, "an ended command's namespace is entered again");
+        drop(child);
+        // A process of the command's group outlives it: its namespace is not handed on.
+        let (c, pgid, child) = netns_of("sleep 30 >/dev/null 2>&1 &").await;
+        assert_eq!(c, a);
+        drop(child);
+        let (d, _, child) = netns_of("true").await;
+        assert_ne!(d, c, "a namespace with a live process is not reused");
+        drop(child);
+        // SAFETY: kills the test's own background sleep.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
     }
 
     #[test]

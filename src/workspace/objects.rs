@@ -48,6 +48,39 @@ thread_local! {
     static DEFLATE: RefCell<ZlibEncoder<Vec<u8>>> = RefCell::new(compressor());
 }
 
+/// Objects smaller than this are stored in zlib's uncompressed form: trees and commits, whose
+/// hashes do not compress, and small files, where clearing the compressor's tables costs more
+/// than the few bytes it would save.
+const STORE_BELOW: usize = 1024;
+
+/// A zlib stream of `bytes` in stored blocks: the header, blocks of up to 65,535 bytes with
+/// their length and its complement, and the Adler-32 of the data.
+fn stored_zlib(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&[0x78, 0x01]);
+    let mut chunks = bytes.chunks(0xffff).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(chunk) = chunks.next() {
+        let last = u8::from(chunks.peek().is_none());
+        let len = chunk.len() as u16;
+        out.push(last);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for chunk in bytes.chunks(5552) {
+        for &byte in chunk {
+            a += u32::from(byte);
+            b += a;
+        }
+        a %= 65521;
+        b %= 65521;
+    }
+    out.extend_from_slice(&((b << 16) | a).to_be_bytes());
+}
+
 /// At the level git and libgit2 use for loose objects.
 fn compressor() -> ZlibEncoder<Vec<u8>> {
     ZlibEncoder::new(Vec::new(), Compression::fast())
@@ -84,19 +117,23 @@ impl Objects {
         if self.stored.contains(&oid) {
             return Ok(());
         }
-        let deflated = DEFLATE
-            .with_borrow_mut(|z| {
-                let done = z.write_all(bytes).and_then(|()| z.reset(Vec::new()));
-                if done.is_err() {
-                    // A half-written stream must not leak into the next object.
-                    *z = compressor();
-                }
-                done
-            })
-            .map_err(io(&self.pack_dir))?;
-        let mut entry = Vec::with_capacity(deflated.len() + 10);
+        let mut entry = Vec::with_capacity(bytes.len() / 2 + 32);
         entry_header(&mut entry, kind, bytes.len() as u64);
-        entry.extend_from_slice(&deflated);
+        if bytes.len() < STORE_BELOW {
+            stored_zlib(&mut entry, bytes);
+        } else {
+            let deflated = DEFLATE
+                .with_borrow_mut(|z| {
+                    let done = z.write_all(bytes).and_then(|()| z.reset(Vec::new()));
+                    if done.is_err() {
+                        // A half-written stream must not leak into the next object.
+                        *z = compressor();
+                    }
+                    done
+                })
+                .map_err(io(&self.pack_dir))?;
+            entry.extend_from_slice(&deflated);
+        }
         self.pending.push(Entry {
             oid,
             crc: crc32fast::hash(&entry),
@@ -417,6 +454,21 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    #[test]
+    fn stored_zlib_streams_inflate_to_their_bytes() {
+        use std::io::Read;
+        let long: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+        for bytes in [&b""[..], b"tree 1", &long[..]] {
+            let mut z = Vec::new();
+            stored_zlib(&mut z, bytes);
+            let mut back = Vec::new();
+            flate2::read::ZlibDecoder::new(&z[..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, bytes);
+        }
     }
 
     #[test]
