@@ -387,27 +387,33 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
 
+    /// `bash -c script` in `ws`, confined to it without network, its output on the pipe returned.
+    fn bash_in(ws: &Path, script: String) -> (Launch<'_>, std::io::PipeReader, Confinement) {
+        let (reader, writer) = std::io::pipe().unwrap();
+        let launch = Launch {
+            program: "bash",
+            args: vec!["-c".into(), script.into()],
+            cwd: ws,
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            output: OwnedFd::from(writer),
+        };
+        let c = Confinement {
+            writable: vec![ws.to_path_buf()],
+            network: false,
+        };
+        (launch, reader, c)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn confinement_stays_with_the_child() {
         let ws = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
-        let (reader, writer) = std::io::pipe().unwrap();
         let script = format!(
             "echo pid=$$ sid=$(cut -d' ' -f6 /proc/$$/stat); touch {}/x 2>/dev/null && echo wrote; \
              read -t 1 line; echo read=$?",
             outside.path().display()
         );
-        let launch = Launch {
-            program: "bash",
-            args: vec!["-c".into(), script.into()],
-            cwd: ws.path(),
-            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-            output: OwnedFd::from(writer),
-        };
-        let c = Confinement {
-            writable: vec![ws.path().to_path_buf()],
-            network: false,
-        };
+        let (launch, reader, c) = bash_in(ws.path(), script);
         let (child, enforcement) = spawn(launch, &c).await;
         let status = child.unwrap().wait().await.unwrap();
         assert!(status.success());
@@ -432,21 +438,8 @@ mod tests {
     /// `/proc/self/ns/net` names it), its process group and the ended child, not yet dropped.
     async fn netns_of(script: &str) -> (String, i32, Child) {
         let ws = tempfile::tempdir().unwrap();
-        let (reader, writer) = std::io::pipe().unwrap();
-        let launch = Launch {
-            program: "bash",
-            args: vec![
-                "-c".into(),
-                format!("readlink /proc/self/ns/net; {script}").into(),
-            ],
-            cwd: ws.path(),
-            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-            output: OwnedFd::from(writer),
-        };
-        let c = Confinement {
-            writable: vec![ws.path().to_path_buf()],
-            network: false,
-        };
+        let (launch, reader, c) =
+            bash_in(ws.path(), format!("readlink /proc/self/ns/net; {script}"));
         let (child, _) = spawn(launch, &c).await;
         let mut child = child.unwrap();
         let pgid = child.id().unwrap() as i32;

@@ -180,6 +180,23 @@ pub fn story(repo: &Repository) -> Result<Vec<String>, WorkspaceError> {
     Ok(out)
 }
 
+/// Runs the git command line in `dir`; its standard output, after asserting it succeeded.
+#[cfg(test)]
+pub(crate) fn git_cli(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

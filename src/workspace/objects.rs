@@ -432,28 +432,10 @@ mod tests {
             .unwrap();
         repo.set_head("refs/heads/main").unwrap();
         for p in packs.iter().filter(|p| p.ends_with(".idx")) {
-            let out = std::process::Command::new("git")
-                .arg("verify-pack")
-                .arg(repo.path().join("objects/pack").join(p))
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let idx = repo.path().join("objects/pack").join(p);
+            crate::workspace::git_cli(dir.path(), &["verify-pack", &idx.to_string_lossy()]);
         }
-        let out = std::process::Command::new("git")
-            .args(["fsck", "--full", "--strict", "--no-dangling"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::workspace::git_cli(dir.path(), &["fsck", "--full", "--strict", "--no-dangling"]);
     }
 
     #[test]

@@ -484,19 +484,7 @@ mod tests {
         let statuses = repo.statuses(None).unwrap();
         assert_eq!(statuses.len(), 0, "git status is clean");
         // And for git itself, which also checks the file's own checksum and order.
-        let git = |args: &[&str]| {
-            let out = std::process::Command::new("git")
-                .args(args)
-                .current_dir(root)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout).unwrap()
-        };
+        let git = |args: &[&str]| crate::workspace::git_cli(root, args);
         assert_eq!(git(&["status", "--porcelain"]), "");
         let listed = git(&["ls-files", "--stage"]);
         let paths: Vec<&str> = listed
