@@ -374,23 +374,10 @@ async fn the_cost_ceiling_stops_scheduling_and_says_so() {
     // Rerunning with the same ceiling runs nothing (the finished cell's cost counts), and the
     // human output says why.
     let calls = model.served().calls;
-    let mut cmd = nlah(&model.base_url);
-    cmd.args([
-        "ablate",
-        MINI,
-        TASKS,
-        "--module",
-        "reviewer",
-        "--seeds",
-        "2",
-        "--model",
-        "openai:mock-1",
-        "--max-cost",
-        "0.000001",
-        "--out",
-    ])
-    .arg(&out)
-    .env("NLAH_PRICES", &prices);
+    let mut cmd = common::ablate_design(&model.base_url, TASKS);
+    cmd.args(["--max-cost", "0.000001", "--out"])
+        .arg(&out)
+        .env("NLAH_PRICES", &prices);
     let o = output(cmd).await;
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     assert!(

@@ -112,6 +112,7 @@ impl NetSetup {
             )
         };
         // Without /proc the namespace is simply not kept.
+        // SAFETY: open returned a new descriptor (checked non-negative) that nothing else owns.
         Ok((fd >= 0).then(|| Lease(unsafe { OwnedFd::from_raw_fd(fd) })))
     }
 }

@@ -69,16 +69,7 @@ fn stored_zlib(out: &mut Vec<u8>, bytes: &[u8]) {
         out.extend_from_slice(&(!len).to_le_bytes());
         out.extend_from_slice(chunk);
     }
-    let (mut a, mut b) = (1u32, 0u32);
-    for chunk in bytes.chunks(5552) {
-        for &byte in chunk {
-            a += u32::from(byte);
-            b += a;
-        }
-        a %= 65521;
-        b %= 65521;
-    }
-    out.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    out.extend_from_slice(&simd_adler32::adler32(&bytes).to_be_bytes());
 }
 
 /// At the level git and libgit2 use for loose objects.

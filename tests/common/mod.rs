@@ -253,9 +253,9 @@ pub async fn output(mut cmd: std::process::Command) -> std::process::Output {
         .expect("join")
 }
 
-/// `nlah ablate tests/fixtures/mini TASKS --module reviewer --seeds 2 --model openai:mock-1
-/// --retries 1 --json`: two variants, two seeds per task; the caller adds the rest.
-pub fn ablate_mini(base_url: &str, tasks: &str) -> std::process::Command {
+/// `nlah ablate tests/fixtures/mini TASKS --module reviewer --seeds 2 --model openai:mock-1`:
+/// two variants, two seeds per task; the caller adds the rest.
+pub fn ablate_design(base_url: &str, tasks: &str) -> std::process::Command {
     let mut cmd = nlah(base_url);
     cmd.args([
         "ablate",
@@ -267,10 +267,14 @@ pub fn ablate_mini(base_url: &str, tasks: &str) -> std::process::Command {
         "2",
         "--model",
         "openai:mock-1",
-        "--retries",
-        "1",
-        "--json",
     ]);
+    cmd
+}
+
+/// [`ablate_design`] with `--retries 1 --json`: what most suites run.
+pub fn ablate_mini(base_url: &str, tasks: &str) -> std::process::Command {
+    let mut cmd = ablate_design(base_url, tasks);
+    cmd.args(["--retries", "1", "--json"]);
     cmd
 }
 
