@@ -15,7 +15,7 @@
 //! Run: `cargo bench --bench ablate` (`-- cells` or `-- scan` for one part).
 //! `NLAH_BENCH_LATENCY_MS` (default 100), `NLAH_BENCH_CELLS` (500) and
 //! `NLAH_BENCH_CONCURRENCY` (64) change part 1; `NLAH_BENCH_DIR` puts the output folders on
-//! another file system (e.g. /dev/shm).
+//! another file system (e.g. /dev/shm); `NLAH_BENCH_KEEP=1` leaves them there for inspection.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -498,6 +498,9 @@ fn main() -> Res<()> {
     }
     if only.as_deref() != Some("cells") {
         part2(dir.path())?;
+    }
+    if std::env::var_os("NLAH_BENCH_KEEP").is_some() {
+        println!("kept {}", dir.keep().display());
     }
     Ok(())
 }

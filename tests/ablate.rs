@@ -222,6 +222,22 @@ async fn a_local_matrix_runs_every_cell_once_and_resumes_for_free() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cells_of_a_matrix_share_one_connection_to_their_model() {
+    let model = common::start(diligent).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = output(ablate(&model.base_url, &out, &["--concurrency", "1"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(cell_ids(&out).len(), 8);
+    assert!(model.served().calls >= 8);
+    assert_eq!(
+        model.connections(),
+        1,
+        "one HTTP client per model, its connection kept open from cell to cell"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn run_cell_runs_exactly_one_cell() {
     let model = common::start(diligent).await;
     let dir = tempfile::tempdir().unwrap();

@@ -536,6 +536,7 @@ async fn env_probe_child() {
     }
     assert!(out.content.contains("LANG=C.UTF-8"), "{}", out.content);
     assert!(out.content.contains("TERM=dumb"), "{}", out.content);
+    assert!(out.content.contains("SHELL=/bin/sh"), "{}", out.content);
     let home = ws.path().join(".tmp/home");
     assert!(
         out.content.contains(&format!("HOME={}", home.display())),

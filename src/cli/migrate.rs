@@ -59,7 +59,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         .build()?;
     let result = rt.block_on(async {
         let work = async {
-            let backend = Backends::new(a.record.clone()).chat(&spec).await?;
+            let backend = Backends::new(a.record.clone(), None).chat(&spec).await?;
             migrate::draft(&prepared, backend.as_ref(), &opts).await
         };
         tokio::select! {

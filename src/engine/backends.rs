@@ -1,4 +1,6 @@
-//! Chat backends by model spec, built once per run and shared by its children.
+//! Chat backends by model spec, built once per run and shared by its children. HTTP backends
+//! can also be shared by many runs of one process ([`HttpBackends`]): the cells of an ablation
+//! then use one client, and its pool of open connections, per model.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,13 +15,42 @@ use crate::model::{ChatBackend, ModelError, ModelSpec};
 pub struct Backends {
     record: Option<PathBuf>,
     cache: Mutex<HashMap<String, Arc<dyn ChatBackend>>>,
+    http: Arc<HttpBackends>,
+}
+
+/// OpenAI and Anthropic backends by model spec, for runs that share them. (Replays keep their
+/// place in a cassette, so each run opens its own.)
+#[derive(Default)]
+pub struct HttpBackends(Mutex<HashMap<String, Arc<dyn ChatBackend>>>);
+
+impl HttpBackends {
+    fn get_or_build(&self, spec: &ModelSpec) -> Result<Arc<dyn ChatBackend>, ModelError> {
+        let key = spec.to_string();
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = cache.get(&key) {
+            return Ok(b.clone());
+        }
+        let backend: Arc<dyn ChatBackend> = match spec {
+            ModelSpec::OpenAi { model } => Arc::new(OpenAiBackend::from_env(model.clone())?),
+            ModelSpec::Anthropic { model } => Arc::new(AnthropicBackend::from_env(model.clone())?),
+            other => {
+                return Err(ModelError::Config(format!(
+                    "`{other}` is not served over HTTP"
+                )));
+            }
+        };
+        cache.insert(key, backend.clone());
+        Ok(backend)
+    }
 }
 
 impl Backends {
-    pub fn new(record: Option<PathBuf>) -> Backends {
+    /// `http`: HTTP backends shared with other runs, if any.
+    pub fn new(record: Option<PathBuf>, http: Option<Arc<HttpBackends>>) -> Backends {
         Backends {
             record,
             cache: Mutex::new(HashMap::new()),
+            http: http.unwrap_or_default(),
         }
     }
 
@@ -35,8 +66,9 @@ impl Backends {
             return Ok(b.clone());
         }
         let inner: Arc<dyn ChatBackend> = match spec {
-            ModelSpec::OpenAi { model } => Arc::new(OpenAiBackend::from_env(model.clone())?),
-            ModelSpec::Anthropic { model } => Arc::new(AnthropicBackend::from_env(model.clone())?),
+            ModelSpec::OpenAi { .. } | ModelSpec::Anthropic { .. } => {
+                self.http.get_or_build(spec)?
+            }
             ModelSpec::Replay { path } => Arc::new(ReplayBackend::open(path)?),
             ModelSpec::Command { .. } => {
                 return Err(ModelError::Config(

@@ -30,6 +30,7 @@ use crate::workspace::record::{
 };
 use crate::workspace::{EventKind, Workspace, WorkspaceError};
 use backends::Backends;
+pub use backends::HttpBackends;
 use flow::{Flow, Next};
 
 /// Receives every event as it is recorded (the CLI renders progress from them).
@@ -64,6 +65,45 @@ pub struct RunOptions {
     /// A chat backend of the embedding program's own, used instead of the model spec's HTTP
     /// backend (the spec still names the model in requests and records).
     pub chat_backend: Option<Arc<dyn ChatBackend>>,
+    /// The harness already built from `harness` with `toggles`, shared by many runs (the cells
+    /// of an ablation) so that each does not parse it again. Built here when `None`.
+    pub built: Option<Built>,
+    /// HTTP model backends shared with other runs of this process (the cells of an ablation,
+    /// which then reuse one client and its open connections per model). Must be used within
+    /// one tokio runtime: connections belong to the runtime that opened them.
+    pub http: Option<Arc<HttpBackends>>,
+}
+
+/// A harness composed, parsed and found free of errors: what a run interprets.
+#[derive(Clone)]
+pub struct Built {
+    pub composed: Arc<Composed>,
+    pub harness: Arc<Harness>,
+}
+
+impl Built {
+    /// Loads, composes and parses the harness at `root` with `toggles`; its errors end here.
+    pub fn new(root: &Path, toggles: &Toggles) -> Result<Built, EngineError> {
+        let (composed, h, diags) = harness::build(root, toggles)?;
+        let errors: Vec<Diagnostic> = diags
+            .into_sorted()
+            .into_iter()
+            .filter(Diagnostic::is_error)
+            .collect();
+        if !errors.is_empty() {
+            return Err(EngineError::Harness(errors));
+        }
+        let harness = h.ok_or_else(|| EngineError::NotAHarness(root.to_path_buf()))?;
+        if harness.contract.budgets.child_depth == Some(0) {
+            return Err(EngineError::Config(
+                "the contract's child depth is 0, which allows no child to run a stage".into(),
+            ));
+        }
+        Ok(Built {
+            composed: Arc::new(composed),
+            harness: Arc::new(harness),
+        })
+    }
 }
 
 impl RunOptions {
@@ -89,6 +129,8 @@ impl RunOptions {
             child_timeout: Duration::from_secs(3600),
             observer: None,
             chat_backend: None,
+            built: None,
+            http: None,
         }
     }
 }
@@ -121,9 +163,9 @@ pub struct RunReport {
 pub struct Run {
     pub opts: RunOptions,
     pub ws: Workspace,
-    pub harness: Harness,
+    pub harness: Arc<Harness>,
     pub harness_root: PathBuf,
-    pub composed: Composed,
+    pub composed: Arc<Composed>,
     pub charter: String,
     pub task: Task,
     pub meter: Meter,
@@ -237,21 +279,10 @@ fn copy_scripts(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// Prepares a run: harness, task and workspace. Errors here are configuration errors.
 pub fn prepare(opts: RunOptions) -> Result<Run, EngineError> {
-    let (composed, h, diags) = harness::build(&opts.harness, &opts.toggles)?;
-    let errors: Vec<Diagnostic> = diags
-        .into_sorted()
-        .into_iter()
-        .filter(Diagnostic::is_error)
-        .collect();
-    if !errors.is_empty() {
-        return Err(EngineError::Harness(errors));
-    }
-    let harness = h.ok_or_else(|| EngineError::NotAHarness(opts.harness.clone()))?;
-    if harness.contract.budgets.child_depth == Some(0) {
-        return Err(EngineError::Config(
-            "the contract's child depth is 0, which allows no child to run a stage".into(),
-        ));
-    }
+    let Built { composed, harness } = match &opts.built {
+        Some(b) => b.clone(),
+        None => Built::new(&opts.harness, &opts.toggles)?,
+    };
     let task = task::load(&opts.task)?;
     let limits = budgets(&harness, &task);
     let mut opts = opts;
@@ -288,7 +319,7 @@ pub fn prepare(opts: RunOptions) -> Result<Run, EngineError> {
     let harness_root = opts.harness.clone();
     Ok(Run {
         charter: opts.charter.render(),
-        backends: Backends::new(opts.record.clone()),
+        backends: Backends::new(opts.record.clone(), opts.http.clone()),
         meter: Meter::new(limits),
         sandbox: enforcement.summary(),
         metrics: Mutex::new(Metrics::default()),

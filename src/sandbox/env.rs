@@ -9,7 +9,7 @@ use super::SandboxError;
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Variables the sandbox sets itself.
-const RESERVED: &[&str] = &["PATH", "HOME", "LANG", "TERM", "TMPDIR"];
+const RESERVED: &[&str] = &["PATH", "HOME", "LANG", "TERM", "TMPDIR", "SHELL"];
 
 /// Whether a variable name looks like it holds a credential: `*_API_KEY`, `*_KEY`, `*_TOKEN`,
 /// `*SECRET*`, `*PASSWORD*`, `*PASSWD*`, `*CREDENTIAL*` (any case). Such variables never reach a
@@ -75,8 +75,9 @@ impl EnvAllowList {
     }
 }
 
-/// `env_clear()`, then `PATH`, `HOME=home`, `TMPDIR=home`, `LANG=C.UTF-8`, `TERM=dumb` and nothing
-/// else.
+/// `env_clear()`, then `PATH`, `HOME=home`, `TMPDIR=home`, `LANG=C.UTF-8`, `TERM=dumb`,
+/// `SHELL=/bin/sh` and nothing else. (Without `SHELL`, every bash that starts looks the user up
+/// in the password database to fill it in.)
 pub fn clean_env(cmd: &mut tokio::process::Command, home: &Path) {
     clean_env_with(cmd, home, home, &EnvAllowList::default());
 }
@@ -99,6 +100,7 @@ pub fn clean_vars(home: &Path, tmpdir: &Path, allow: &EnvAllowList) -> Vec<(OsSt
         ("TMPDIR".into(), tmpdir.into()),
         ("LANG".into(), "C.UTF-8".into()),
         ("TERM".into(), "dumb".into()),
+        ("SHELL".into(), "/bin/sh".into()),
     ];
     for name in allow.names() {
         // Checked when the list was made; checked again because a leak is expensive.

@@ -5,7 +5,9 @@
 //! `history/events.jsonl`, `run.json`.
 
 pub mod atomic;
+pub mod git_dirs;
 pub mod history;
+pub mod ignore_rules;
 pub mod index_file;
 pub mod objects;
 pub mod record;
@@ -17,6 +19,7 @@ use std::sync::Mutex;
 
 use git2::Repository;
 
+use git_dirs::GitDirs;
 pub use history::{Event, EventKind, EventLog};
 use snapshot::Snapshot;
 
@@ -50,10 +53,21 @@ pub struct Workspace {
     pub log: EventLog,
 }
 
-/// The repository and what its last commit recorded.
+/// The repository and what its last commit recorded. A run writes its repository without
+/// libgit2; the handle is opened when something reads the history (candidates, the story).
 struct Git {
-    repo: Repository,
+    dirs: GitDirs,
+    repo: Option<Repository>,
     snapshot: Snapshot,
+}
+
+impl Git {
+    fn repo(&mut self, root: &Path) -> Result<&Repository, WorkspaceError> {
+        match &mut self.repo {
+            Some(repo) => Ok(repo),
+            empty => Ok(empty.insert(Repository::open(root)?)),
+        }
+    }
 }
 
 impl Workspace {
@@ -67,14 +81,15 @@ impl Workspace {
             std::fs::create_dir_all(&p).map_err(io(&p))?;
         }
         let root = root.canonicalize().map_err(io(root))?;
-        let repo = init_repo(&root)?;
+        let dirs = init_repo(&root)?;
         let gi = root.join(".gitignore");
         atomic::write(&gi, GITIGNORE.as_bytes()).map_err(io(&gi))?;
         let log = EventLog::open(&root.join("history/events.jsonl")).map_err(io(&root))?;
         Ok(Workspace {
             root,
             git: Mutex::new(Git {
-                repo,
+                dirs,
+                repo: None,
                 snapshot: Snapshot::default(),
             }),
             log,
@@ -108,8 +123,8 @@ impl Workspace {
     /// makes a finished run durable against losing the machine.
     pub fn commit(&self, message: &str) -> Result<git2::Oid, WorkspaceError> {
         let mut git = self.git.lock().unwrap_or_else(|p| p.into_inner());
-        let Git { repo, snapshot } = &mut *git;
-        snapshot.commit(repo, &self.root, message)
+        let Git { dirs, snapshot, .. } = &mut *git;
+        snapshot.commit(dirs, &self.root, message)
     }
 
     /// The end of a run: the index is written to match the last commit (so `git status` in the
@@ -117,15 +132,15 @@ impl Workspace {
     pub fn sync(&self) -> Result<(), WorkspaceError> {
         {
             let git = self.git.lock().unwrap_or_else(|p| p.into_inner());
-            git.snapshot.write_index(&git.repo)?;
+            git.snapshot.write_index(&git.dirs)?;
         }
         self.log.sync().map_err(io(self.log.path()))
     }
 
     /// The commit messages from the first to the last: the story of the run.
     pub fn story(&self) -> Result<Vec<String>, WorkspaceError> {
-        let git = self.git.lock().unwrap_or_else(|p| p.into_inner());
-        story(&git.repo)
+        let mut git = self.git.lock().unwrap_or_else(|p| p.into_inner());
+        story(git.repo(&self.root)?)
     }
 
     /// Runs `f` with the repository (for branches of candidates).
@@ -133,8 +148,8 @@ impl Workspace {
         &self,
         f: impl FnOnce(&Repository) -> Result<T, WorkspaceError>,
     ) -> Result<T, WorkspaceError> {
-        let git = self.git.lock().unwrap_or_else(|p| p.into_inner());
-        f(&git.repo)
+        let mut git = self.git.lock().unwrap_or_else(|p| p.into_inner());
+        f(git.repo(&self.root)?)
     }
 }
 
@@ -145,7 +160,7 @@ const CONFIG: &str = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n
 /// Makes the repository of a new workspace, on branch `main`: the folders and two files git
 /// itself starts from. (libgit2's `init` also probes the file system and rewrites its config once
 /// per setting, which costs more than all the commits of a short run.)
-fn init_repo(root: &Path) -> Result<Repository, WorkspaceError> {
+fn init_repo(root: &Path) -> Result<GitDirs, WorkspaceError> {
     let git = root.join(".git");
     for dir in ["objects/info", "objects/pack", "refs/heads", "refs/tags"] {
         let p = git.join(dir);
@@ -155,7 +170,7 @@ fn init_repo(root: &Path) -> Result<Repository, WorkspaceError> {
         let p = git.join(name);
         std::fs::write(&p, text).map_err(io(&p))?;
     }
-    Ok(Repository::open(root)?)
+    Ok(GitDirs::plain(root))
 }
 
 /// Commits the whole work tree of `repo` (additions, edits, deletions) on HEAD, once (a
@@ -164,7 +179,7 @@ pub fn commit_all(repo: &Repository, message: &str) -> Result<git2::Oid, Workspa
     let root = repo
         .workdir()
         .ok_or_else(|| git2::Error::from_str("a bare repository has no files to commit"))?;
-    Snapshot::default().commit(repo, root, message)
+    Snapshot::default().commit(&GitDirs::of(repo), root, message)
 }
 
 /// The first lines of the commit messages on HEAD, oldest first.

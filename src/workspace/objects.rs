@@ -11,10 +11,10 @@
 //! half a pack and a killed process leaves at most an unused temporary file. Reading stays with
 //! libgit2.
 
-use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use flate2::Compression;
 use flate2::write::ZlibEncoder;
@@ -42,10 +42,21 @@ struct Entry {
     crc: u32,
 }
 
-thread_local! {
-    /// A compressor per thread, reused: setting one up costs more than deflating a small object,
-    /// and one per workspace would hold a quarter megabyte per concurrent run.
-    static DEFLATE: RefCell<ZlibEncoder<Vec<u8>>> = RefCell::new(compressor());
+/// Compressors not in use, shared by the whole process: setting one up costs more than
+/// deflating a small object, one per workspace would hold a quarter megabyte per concurrent run,
+/// and one per thread would be set up again by every run an ablation starts on a new thread.
+static DEFLATE: Mutex<Vec<ZlibEncoder<Vec<u8>>>> = Mutex::new(Vec::new());
+
+/// `bytes` as a zlib stream, by a compressor from the pool.
+fn deflate(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let pooled = DEFLATE.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    let mut z = pooled.unwrap_or_else(compressor);
+    let done = z.write_all(bytes).and_then(|()| z.reset(Vec::new()));
+    // A half-written stream must not reach the next object: that compressor is dropped.
+    if done.is_ok() {
+        DEFLATE.lock().unwrap_or_else(|p| p.into_inner()).push(z);
+    }
+    done
 }
 
 /// Objects smaller than this are stored in zlib's uncompressed form: trees and commits, whose
@@ -113,16 +124,7 @@ impl Objects {
         if bytes.len() < STORE_BELOW {
             stored_zlib(&mut entry, bytes);
         } else {
-            let deflated = DEFLATE
-                .with_borrow_mut(|z| {
-                    let done = z.write_all(bytes).and_then(|()| z.reset(Vec::new()));
-                    if done.is_err() {
-                        // A half-written stream must not leak into the next object.
-                        *z = compressor();
-                    }
-                    done
-                })
-                .map_err(io(&self.pack_dir))?;
+            let deflated = deflate(bytes).map_err(io(&self.pack_dir))?;
             entry.extend_from_slice(&deflated);
         }
         self.pending.push(Entry {

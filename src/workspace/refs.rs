@@ -1,50 +1,70 @@
-//! Moving the branch a workspace commits on, the way git does: write `<ref>.lock`, rename it over
-//! the ref. Done here rather than through libgit2, whose reference update rereads the
-//! configuration and the packed refs and looks the new commit up in the object database, which
-//! costs more than the commit it records.
+//! Reading and moving the branch a workspace commits on, the way git does: HEAD names the
+//! branch, the branch's file (or `packed-refs`) holds its commit, and a move writes `<ref>.lock`
+//! and renames it over the ref. Done here rather than through libgit2, whose reference update
+//! rereads the configuration and the packed refs and looks the new commit up in the object
+//! database, which costs more than the commit it records.
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use git2::{Oid, Repository};
+use git2::Oid;
 
+use super::git_dirs::GitDirs;
 use super::{WorkspaceError, io};
 
 /// The ref HEAD names (or HEAD itself, when detached) and the commit it points to.
 pub struct Branch {
     /// The ref's file: branches live in the common folder, a detached HEAD in the worktree's.
     path: PathBuf,
-    /// The ref's name, for libgit2 when the ref is not a loose file.
+    /// The ref's full name (`refs/heads/main`), as `packed-refs` lists it.
     name: String,
+    packed_refs: PathBuf,
     tip: Option<Oid>,
 }
 
 impl Branch {
-    /// The branch HEAD names in `repo`, with its current commit (none on an unborn branch).
-    pub fn of(repo: &Repository) -> Result<Branch, WorkspaceError> {
-        let head = repo.find_reference("HEAD")?;
-        let name = head.symbolic_target().unwrap_or("HEAD").to_string();
-        let path = if name == "HEAD" {
-            repo.path().join("HEAD")
-        } else {
-            repo.commondir().join(&name)
+    /// The branch HEAD names, with its current commit (none on an unborn branch).
+    pub fn of(dirs: &GitDirs) -> Result<Branch, WorkspaceError> {
+        let head = dirs.git.join("HEAD");
+        let text = std::fs::read_to_string(&head).map_err(io(&head))?;
+        let (name, path) = match text.strip_prefix("ref:") {
+            Some(target) => {
+                let name = target.trim().to_string();
+                let path = dirs.common.join(&name);
+                (name, path)
+            }
+            None => ("HEAD".to_string(), head),
         };
-        let tip = repo.refname_to_id(&name).ok();
-        Ok(Branch { path, name, tip })
+        let mut branch = Branch {
+            path,
+            name,
+            packed_refs: dirs.common.join("packed-refs"),
+            tip: None,
+        };
+        branch.tip();
+        Ok(branch)
     }
 
     /// The branch's commit: read again from its file, in case something else moved it.
-    pub fn tip(&mut self, repo: &Repository) -> Option<Oid> {
-        match std::fs::read_to_string(&self.path) {
-            Ok(text) => {
-                if let Ok(oid) = Oid::from_str(text.trim()) {
-                    self.tip = Some(oid);
-                }
-            }
-            // Packed away, or gone: ask libgit2.
-            Err(_) => self.tip = repo.refname_to_id(&self.name).ok(),
-        }
+    pub fn tip(&mut self) -> Option<Oid> {
+        self.tip = match std::fs::read_to_string(&self.path) {
+            // Unreadable content keeps the commit known before.
+            Ok(text) => Oid::from_str(text.trim()).ok().or(self.tip),
+            // Packed away (`git pack-refs`), or unborn.
+            Err(_) => self.packed(),
+        };
         self.tip
+    }
+
+    /// The branch's line in `packed-refs` (`<oid> <name>`), if it has one.
+    fn packed(&self) -> Option<Oid> {
+        let text = std::fs::read_to_string(&self.packed_refs).ok()?;
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with('^'))
+            .find_map(|l| match l.split_once(' ') {
+                Some((oid, name)) if name == self.name => Oid::from_str(oid).ok(),
+                _ => None,
+            })
     }
 
     /// Points the branch at `commit`.
@@ -81,5 +101,72 @@ impl Branch {
         written?;
         self.tip = Some(commit);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workspace::git_cli;
+
+    #[test]
+    fn reads_a_packed_branch_and_moves_it_loose() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        git_cli(root, &["init", "-q", "-b", "main"]);
+        std::fs::write(root.join("f"), "f").unwrap();
+        git_cli(root, &["add", "f"]);
+        git_cli(
+            root,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-qm",
+                "one",
+            ],
+        );
+        git_cli(root, &["pack-refs", "--all"]);
+        assert!(!root.join(".git/refs/heads/main").exists());
+        let head = Oid::from_str(git_cli(root, &["rev-parse", "HEAD"]).trim()).unwrap();
+
+        let mut branch = Branch::of(&GitDirs::plain(root)).unwrap();
+        assert_eq!(branch.tip(), Some(head), "found in packed-refs");
+        let tree = git_cli(root, &["rev-parse", "HEAD^{tree}"]);
+        let next = git_cli(
+            root,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit-tree",
+                tree.trim(),
+                "-p",
+                "HEAD",
+                "-m",
+                "two",
+            ],
+        );
+        let next = Oid::from_str(next.trim()).unwrap();
+        branch.set(next).unwrap();
+        assert_eq!(branch.tip(), Some(next), "the loose ref wins");
+        assert_eq!(
+            git_cli(root, &["rev-parse", "main"]).trim(),
+            next.to_string()
+        );
+    }
+
+    #[test]
+    fn a_detached_head_is_its_own_ref() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = GitDirs::plain(dir.path());
+        std::fs::create_dir_all(&dirs.git).unwrap();
+        let oid = "0123456789012345678901234567890123456789";
+        std::fs::write(dirs.git.join("HEAD"), format!("{oid}\n")).unwrap();
+        let mut branch = Branch::of(&dirs).unwrap();
+        assert_eq!(branch.tip(), Some(Oid::from_str(oid).unwrap()));
     }
 }

@@ -7,20 +7,24 @@
 //! commit is one walk with one `lstat` per entry: only files whose stat changed, or whose stat is
 //! too recent to be trusted, are read and hashed, only new blobs and the trees above them are
 //! written, and ignore rules are asked about new paths only. Like git, a path once recorded stays
-//! recorded even if an ignore rule later matches it.
+//! recorded even if an ignore rule later matches it. Each folder's `.gitignore` is compiled when
+//! it changes, before the folder's other names are looked at.
 //!
 //! The on-disk index is not touched per commit: [`Snapshot::write_index`] writes it, with the stat
 //! data seen, when the run ends, so `git status` in a finished workspace is clean and fast.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
+use std::fs::FileType;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use git2::{FileMode, ObjectType, Oid, Repository};
+use git2::{FileMode, ObjectType, Oid};
 
+use super::git_dirs::GitDirs;
+use super::ignore_rules::{self, Rules};
 use super::index_file;
 use super::objects::{Objects, TreeEntry, object_id};
 use super::refs::Branch;
@@ -34,8 +38,15 @@ const RACY_COARSE: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub struct Snapshot {
     root: Dir,
-    /// The repository's object store and the branch HEAD names, found at the first commit.
-    store: Option<(Objects, Branch)>,
+    /// The repository's object store, the branch HEAD names and the repository-wide ignore
+    /// rules, found at the first commit.
+    store: Option<Store>,
+}
+
+struct Store {
+    objects: Objects,
+    branch: Branch,
+    ignore: Vec<Rules>,
 }
 
 #[derive(Default)]
@@ -47,6 +58,16 @@ struct Dir {
     ignored: HashSet<OsString>,
     /// The tree last written for this folder; `None` when something below it changed.
     tree: Option<Oid>,
+    /// This folder's `.gitignore`, as last compiled.
+    gitignore: Option<IgnoreFile>,
+}
+
+/// A folder's `.gitignore` and the rules compiled from it.
+struct IgnoreFile {
+    stat: Stat,
+    trusted: bool,
+    text: Vec<u8>,
+    rules: Option<Rules>,
 }
 
 struct File {
@@ -104,8 +125,12 @@ impl Stat {
 
 /// One walk's context.
 struct Walk<'a> {
-    repo: &'a Repository,
     objects: &'a mut Objects,
+    /// The repository-wide ignore rules, asked after every `.gitignore`.
+    ignore: &'a [Rules],
+    /// The `.gitignore` rules of the folder being walked and those above it, outermost first,
+    /// each with its folder's path in the work tree.
+    rules: Vec<(PathBuf, Rules)>,
     /// The coarse clock and the precise one when the walk started.
     tick: SystemTime,
     now: SystemTime,
@@ -114,28 +139,35 @@ struct Walk<'a> {
 }
 
 impl Snapshot {
-    /// Records every file under `root` (the repository's work tree) as a commit on HEAD.
+    /// Records every file under `root` (the work tree of the repository in `dirs`) as a commit
+    /// on HEAD.
     pub fn commit(
         &mut self,
-        repo: &Repository,
+        dirs: &GitDirs,
         root: &Path,
         message: &str,
     ) -> Result<Oid, WorkspaceError> {
-        let (objects, branch) = match &mut self.store {
+        let Store {
+            objects,
+            branch,
+            ignore,
+        } = match &mut self.store {
             Some(store) => store,
-            None => self.store.insert((
-                Objects::new(&repo.commondir().join("objects")),
-                Branch::of(repo)?,
-            )),
+            None => self.store.insert(Store {
+                objects: Objects::new(&dirs.common.join("objects")),
+                branch: Branch::of(dirs)?,
+                ignore: ignore_rules::repository_wide(&dirs.common),
+            }),
         };
         let mut walk = Walk {
-            repo,
             objects,
+            ignore,
+            rules: Vec::new(),
             tick: coarse_now(),
             now: SystemTime::now(),
             ignore_rules_changed: false,
         };
-        walk.dir(&mut self.root, root, Path::new(""))?;
+        walk.dir(&mut self.root, root, Path::new(""), false)?;
         if walk.ignore_rules_changed {
             self.root.forget_ignored();
         }
@@ -143,7 +175,7 @@ impl Snapshot {
             Some(oid) => oid,
             None => objects.tree(&mut [])?,
         };
-        let parent = branch.tip(repo);
+        let parent = branch.tip();
         let commit = objects.commit(tree, parent, message)?;
         // The objects first: a branch never names a commit that is not there.
         if let Err(e) = objects.flush() {
@@ -156,22 +188,28 @@ impl Snapshot {
     }
 
     /// Writes the repository's index from what the last commit recorded, stat data included.
-    pub fn write_index(&self, repo: &Repository) -> Result<(), WorkspaceError> {
+    pub fn write_index(&self, dirs: &GitDirs) -> Result<(), WorkspaceError> {
         let mut entries = Vec::new();
         self.root.index_into(&mut entries, &mut Vec::new());
-        index_file::write(&repo.path().join("index"), entries)
+        index_file::write(&dirs.git.join("index"), entries)
     }
 }
 
 impl Walk<'_> {
-    /// Brings `node` up to date with the folder `abs` (`rel` inside the work tree). Returns
-    /// whether anything in it changed.
-    fn dir(&mut self, node: &mut Dir, abs: &Path, rel: &Path) -> Result<bool, WorkspaceError> {
+    /// Brings `node` up to date with the folder `abs` (`rel` inside the work tree; `excluded`
+    /// when an ignore rule matches the folder or one above it, so that nothing new in it is
+    /// recorded). Returns whether anything in it changed.
+    fn dir(
+        &mut self,
+        node: &mut Dir,
+        abs: &Path,
+        rel: &Path,
+        excluded: bool,
+    ) -> Result<bool, WorkspaceError> {
         // Forgotten until the walk of this folder completes: a walk cut short by an error must
         // not leave a tree that no longer matches the entries it already updated.
         let tree = node.tree.take();
-        let mut changed = false;
-        let mut seen: HashSet<OsString> = HashSet::new();
+        let mut entries: Vec<(OsString, FileType)> = Vec::new();
         for entry in std::fs::read_dir(abs).map_err(io(abs))? {
             let entry = entry.map_err(io(abs))?;
             let name = entry.file_name();
@@ -182,19 +220,58 @@ impl Walk<'_> {
             let Ok(kind) = entry.file_type() else {
                 continue; // vanished while walking
             };
+            entries.push((name, kind));
+        }
+        // The folder's own rules decide about every other name in it, so they come first.
+        let has_gitignore = entries
+            .iter()
+            .any(|(name, kind)| name == ".gitignore" && kind.is_file());
+        self.gitignore(node, abs, has_gitignore)?;
+        let own_rules = node.gitignore.as_ref().and_then(|g| g.rules.clone());
+        if let Some(rules) = &own_rules {
+            self.rules.push((rel.to_path_buf(), rules.clone()));
+        }
+        let walked = self.entries(node, abs, rel, excluded, entries);
+        if own_rules.is_some() {
+            self.rules.pop();
+        }
+        let changed = walked?;
+        if !changed {
+            node.tree = tree;
+        }
+        Ok(changed)
+    }
+
+    /// The entries of the folder `abs`, as [`Walk::dir`] found them.
+    fn entries(
+        &mut self,
+        node: &mut Dir,
+        abs: &Path,
+        rel: &Path,
+        excluded: bool,
+        entries: Vec<(OsString, FileType)>,
+    ) -> Result<bool, WorkspaceError> {
+        let mut changed = false;
+        let mut seen: HashSet<OsString> = HashSet::new();
+        for (name, kind) in entries {
             let path = rel.join(&name);
             let known = node.files.contains_key(&name) || node.dirs.contains_key(&name);
-            if !known && (node.ignored.contains(&name) || self.ignored(&path, kind.is_dir())?) {
+            if !known
+                && (node.ignored.contains(&name) || excluded || self.ignored(&path, kind.is_dir()))
+            {
                 node.ignored.insert(name);
                 continue;
             }
             if kind.is_dir() {
                 changed |= node.files.remove(&name).is_some();
+                // A recorded folder an ignore rule now matches: what it holds stays recorded,
+                // nothing new in it is added.
+                let inner_excluded = excluded || (known && self.ignored(&path, true));
                 let sub = node.dirs.entry(name.clone()).or_default();
-                changed |= self.dir(sub, &entry.path(), &path)?;
+                changed |= self.dir(sub, &abs.join(&name), &path, inner_excluded)?;
             } else if kind.is_file() || kind.is_symlink() {
                 changed |= node.dirs.remove(&name).is_some();
-                changed |= self.file(node, &name, &entry.path())?;
+                changed |= self.file(node, &name, &abs.join(&name))?;
             } else {
                 continue; // sockets, fifos and devices are not content
             }
@@ -204,20 +281,64 @@ impl Walk<'_> {
         node.files.retain(|name, _| seen.contains(name));
         node.dirs.retain(|name, _| seen.contains(name));
         changed |= node.files.len() + node.dirs.len() != before;
-        if !changed {
-            node.tree = tree;
-        }
         Ok(changed)
     }
 
-    fn ignored(&self, path: &Path, is_dir: bool) -> Result<bool, WorkspaceError> {
-        // A trailing slash lets folder-only rules (`.tmp/`) match.
-        let asked: PathBuf = if is_dir {
-            path.join("")
+    /// Compiles the folder's `.gitignore` again if its stat changed (or was too recent to
+    /// trust); a change of its rules makes cached ignore decisions stale.
+    fn gitignore(
+        &mut self,
+        node: &mut Dir,
+        abs: &Path,
+        present: bool,
+    ) -> Result<(), WorkspaceError> {
+        let path = abs.join(".gitignore");
+        let meta = if present {
+            std::fs::symlink_metadata(&path).ok()
         } else {
-            path.to_path_buf()
+            None
         };
-        Ok(self.repo.is_path_ignored(asked)?)
+        let Some(meta) = meta.filter(|m| m.is_file()) else {
+            self.ignore_rules_changed |= node.gitignore.take().is_some();
+            return Ok(());
+        };
+        let stat = Stat::of(&meta);
+        if let Some(g) = &node.gitignore
+            && g.trusted
+            && g.stat == stat
+        {
+            return Ok(());
+        }
+        let text = match std::fs::read(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        if node.gitignore.as_ref().is_none_or(|g| g.text != text) {
+            self.ignore_rules_changed = true;
+        }
+        node.gitignore = Some(IgnoreFile {
+            stat,
+            trusted: stat.settled(self.tick, self.now),
+            rules: ignore_rules::parse(&text),
+            text,
+        });
+        Ok(())
+    }
+
+    /// Whether git would leave out `path` (in the work tree), by the nearest rule that
+    /// matches it.
+    fn ignored(&self, path: &Path, is_dir: bool) -> bool {
+        let folders = self
+            .rules
+            .iter()
+            .rev()
+            .filter_map(|(folder, rules)| Some((rules, path.strip_prefix(folder).ok()?)));
+        let repository = self.ignore.iter().map(|rules| (rules, path));
+        folders
+            .chain(repository)
+            .find_map(|(rules, p)| ignore_rules::verdict(rules, p, is_dir))
+            .unwrap_or(false)
     }
 
     /// Brings the file `name` of `node` up to date. Returns whether its content or mode changed.
@@ -251,9 +372,6 @@ impl Walk<'_> {
         };
         let oid = object_id(ObjectType::Blob, &bytes)?;
         let trusted = stat.settled(self.tick, self.now);
-        if name == ".gitignore" {
-            self.ignore_rules_changed |= node.files.get(name).is_none_or(|f| f.oid != oid);
-        }
         let same = node
             .files
             .get(name)
@@ -362,6 +480,7 @@ impl Dir {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use git2::Repository;
 
     fn tree_paths(repo: &Repository) -> Vec<String> {
         let tree = repo.head().unwrap().peel_to_tree().unwrap();
@@ -390,7 +509,7 @@ mod tests {
         std::fs::write(root.join(".tmp/scratch"), "ignored").unwrap();
         std::os::unix::fs::symlink("a/b/c.txt", root.join("link")).unwrap();
         let mut snap = Snapshot::default();
-        let first = snap.commit(&repo, root, "one").unwrap();
+        let first = snap.commit(&GitDirs::of(&repo), root, "one").unwrap();
         assert_eq!(tree_paths(&repo), [".gitignore", "a/b/c.txt", "link"]);
 
         // The same tree as libgit2's own `add_all`, byte for byte.
@@ -405,7 +524,7 @@ mod tests {
         std::fs::write(root.join("a/b/c.txt"), "C").unwrap();
         std::fs::remove_file(root.join("link")).unwrap();
         std::fs::write(root.join("new.txt"), "n").unwrap();
-        snap.commit(&repo, root, "two").unwrap();
+        snap.commit(&GitDirs::of(&repo), root, "two").unwrap();
         assert_eq!(tree_paths(&repo), [".gitignore", "a/b/c.txt", "new.txt"]);
         let blob = repo
             .head()
@@ -420,8 +539,89 @@ mod tests {
         // A new ignore rule excludes new paths; recorded ones stay recorded.
         std::fs::write(root.join(".gitignore"), ".tmp/\n*.log\n*.txt\n").unwrap();
         std::fs::write(root.join("later.txt"), "l").unwrap();
-        snap.commit(&repo, root, "three").unwrap();
+        snap.commit(&GitDirs::of(&repo), root, "three").unwrap();
         assert_eq!(tree_paths(&repo), [".gitignore", "a/b/c.txt", "new.txt"]);
+    }
+
+    /// The tree `git add -A` would record for the work tree `root` after the commit `base`
+    /// (whose files are tracked), from git itself (with an index of its own, so the
+    /// repository's is left alone).
+    fn git_add_all_tree(root: &Path, base: Option<Oid>) -> String {
+        let index = root.join(".git/test-index");
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(args)
+                .current_dir(root)
+                .env("GIT_INDEX_FILE", &index)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        if let Some(base) = base {
+            git(&["read-tree", &base.to_string()]);
+        }
+        git(&["add", "-A"]);
+        let tree = git(&["write-tree"]).trim().to_string();
+        std::fs::remove_file(&index).unwrap();
+        tree
+    }
+
+    #[test]
+    fn nested_ignore_files_and_info_exclude_decide_as_git_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        let write = |rel: &str, text: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write(".gitignore", "*.log\nbuild/\n");
+        write("sub/.gitignore", "!keep.log\n/local.txt\n");
+        write(".git/info/exclude", "secret*\n");
+        for f in [
+            "a.txt",
+            "x.log",
+            "secret.txt",
+            "build/out.o",
+            "sub/keep.log",
+            "sub/x.log",
+            "sub/local.txt",
+            "sub/deeper/local.txt",
+            "sub/deeper/keep.log",
+            "sub/build/y",
+        ] {
+            write(f, f);
+        }
+        let mut snap = Snapshot::default();
+        let dirs = GitDirs::of(&repo);
+        let first = snap.commit(&dirs, root, "one").unwrap();
+        let ours = repo.find_commit(first).unwrap().tree_id().to_string();
+        assert_eq!(ours, git_add_all_tree(root, None));
+        assert_eq!(
+            tree_paths(&repo),
+            [
+                ".gitignore",
+                "a.txt",
+                "sub/.gitignore",
+                "sub/deeper/keep.log",
+                "sub/deeper/local.txt",
+                "sub/keep.log",
+            ]
+        );
+
+        // Rules that change between commits: a new pattern and a removed one, in the nested
+        // file; a recorded folder newly ignored keeps its files but takes no new ones.
+        write("sub/.gitignore", "!keep.log\ndeeper/\n");
+        write("sub/deeper/new.txt", "new");
+        write("sub/new.log", "log");
+        std::thread::sleep(Duration::from_millis(10));
+        let second = snap.commit(&dirs, root, "two").unwrap();
+        let ours = repo.find_commit(second).unwrap().tree_id().to_string();
+        assert_eq!(ours, git_add_all_tree(root, Some(first)));
+        assert!(tree_paths(&repo).contains(&"sub/local.txt".to_string()));
+        assert!(!tree_paths(&repo).contains(&"sub/deeper/new.txt".to_string()));
     }
 
     #[test]
@@ -432,7 +632,7 @@ mod tests {
         let mut snap = Snapshot::default();
         for content in ["aaaa", "bbbb", "cccc"] {
             std::fs::write(root.join("f"), content).unwrap();
-            snap.commit(&repo, root, content).unwrap();
+            snap.commit(&GitDirs::of(&repo), root, content).unwrap();
             let tree = repo.head().unwrap().peel_to_tree().unwrap();
             let blob = repo.find_blob(tree.get_name("f").unwrap().id()).unwrap();
             assert_eq!(blob.content(), content.as_bytes());
@@ -457,11 +657,11 @@ mod tests {
         write("aaaa");
         // Old enough that the commit trusts the stat it records: past the clock's next tick.
         std::thread::sleep(Duration::from_millis(30));
-        snap.commit(&repo, root, "one").unwrap();
+        snap.commit(&GitDirs::of(&repo), root, "one").unwrap();
         assert!(snap.root.files[OsStr::new("f")].trusted);
         // Same size, same mtime: only the change time (and content) differ.
         write("bbbb");
-        snap.commit(&repo, root, "two").unwrap();
+        snap.commit(&GitDirs::of(&repo), root, "two").unwrap();
         let tree = repo.head().unwrap().peel_to_tree().unwrap();
         let blob = repo.find_blob(tree.get_name("f").unwrap().id()).unwrap();
         assert_eq!(blob.content(), b"bbbb");
@@ -479,8 +679,8 @@ mod tests {
         std::fs::write(root.join("d.txt"), "d").unwrap();
         std::os::unix::fs::symlink("g", root.join("link")).unwrap();
         let mut snap = Snapshot::default();
-        snap.commit(&repo, root, "one").unwrap();
-        snap.write_index(&repo).unwrap();
+        snap.commit(&GitDirs::of(&repo), root, "one").unwrap();
+        snap.write_index(&GitDirs::of(&repo)).unwrap();
         let statuses = repo.statuses(None).unwrap();
         assert_eq!(statuses.len(), 0, "git status is clean");
         // And for git itself, which also checks the file's own checksum and order.

@@ -6,11 +6,12 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -71,12 +72,14 @@ struct AppState {
     policy: Policy,
     served: Arc<Mutex<Served>>,
     requests: Arc<Mutex<Vec<Value>>>,
+    peers: Arc<Mutex<HashSet<SocketAddr>>>,
 }
 
 pub struct MockModel {
     pub base_url: String,
     served: Arc<Mutex<Served>>,
     requests: Arc<Mutex<Vec<Value>>>,
+    peers: Arc<Mutex<HashSet<SocketAddr>>>,
     _task: tokio::task::JoinHandle<()>,
 }
 
@@ -86,6 +89,10 @@ impl MockModel {
     }
     pub fn requests(&self) -> Vec<Value> {
         self.requests.lock().unwrap().clone()
+    }
+    /// How many TCP connections the requests came over.
+    pub fn connections(&self) -> usize {
+        self.peers.lock().unwrap().len()
     }
 }
 
@@ -99,7 +106,12 @@ fn field<'a>(task: &'a str, prefix: &str) -> &'a str {
         .unwrap_or("")
 }
 
-async fn completions(State(st): State<AppState>, Json(body): Json<Value>) -> Json<Value> {
+async fn completions(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    st.peers.lock().unwrap().insert(peer);
     st.requests.lock().unwrap().push(body.clone());
     let msgs = body["messages"].as_array().cloned().unwrap_or_default();
     let task = msgs
@@ -161,10 +173,12 @@ async fn completions(State(st): State<AppState>, Json(body): Json<Value>) -> Jso
 pub async fn start(policy: impl Fn(&Turn) -> Answer + Send + Sync + 'static) -> MockModel {
     let served = Arc::new(Mutex::new(Served::default()));
     let requests = Arc::new(Mutex::new(Vec::new()));
+    let peers = Arc::new(Mutex::new(HashSet::new()));
     let st = AppState {
         policy: Arc::new(policy),
         served: served.clone(),
         requests: requests.clone(),
+        peers: peers.clone(),
     };
     let app = Router::new()
         .route("/v1/chat/completions", post(completions))
@@ -174,18 +188,25 @@ pub async fn start(policy: impl Fn(&Turn) -> Answer + Send + Sync + 'static) -> 
         base_url: format!("{origin}/v1"),
         served,
         requests,
+        peers,
         _task: task,
     }
 }
 
 /// Serves `app` on an ephemeral port of 127.0.0.1; returns `http://127.0.0.1:PORT` and the task.
+/// Handlers may ask for the client's address (`ConnectInfo<SocketAddr>`).
 pub async fn serve(app: Router) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     (format!("http://{addr}"), task)
 }

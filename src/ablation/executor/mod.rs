@@ -5,8 +5,9 @@
 pub mod local;
 pub mod slurm;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::error::AblationError;
 use super::index::Summary;
@@ -14,7 +15,7 @@ use super::matrix::{MatrixFile, Settings, compose_variant, module_names, toggles
 use super::resume::{self, CellState};
 use super::{Cell, Matrix, Variant};
 use crate::charter::Charter;
-use crate::engine::{self, Observer, RunOptions};
+use crate::engine::{self, Built, HttpBackends, Observer, RunOptions};
 use crate::model::{ChatBackend, ModelSpec, Usage};
 use crate::task;
 use crate::workspace::EventKind;
@@ -68,6 +69,10 @@ pub struct Runner {
     pub modules: Vec<String>,
     /// A chat backend of the embedding program's own (benchmarks), instead of HTTP.
     pub chat_backend: Option<Arc<dyn ChatBackend>>,
+    /// Each variant's harness, built by its first cell and shared by the rest.
+    built: Mutex<HashMap<String, Built>>,
+    /// One HTTP client per model for all cells (they run on one runtime).
+    http: Arc<HttpBackends>,
 }
 
 impl Runner {
@@ -80,6 +85,8 @@ impl Runner {
             charter,
             modules,
             chat_backend: None,
+            built: Mutex::new(HashMap::new()),
+            http: Arc::default(),
         })
     }
 
@@ -134,6 +141,30 @@ impl Runner {
         Ok(())
     }
 
+    /// The harness of variant `v`, built once: it must still be the version the matrix
+    /// records.
+    fn built(&self, v: &Variant, cell: &Cell) -> Result<Built, AblationError> {
+        let mut cache = self.built.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = cache.get(&v.name) {
+            return Ok(b.clone());
+        }
+        let b = Built::new(&self.matrix.harness, &toggles(&v.modules, &self.modules)).map_err(
+            |source| AblationError::Engine {
+                cell: cell.id.clone(),
+                source,
+            },
+        )?;
+        if b.composed.hash != v.version {
+            return Err(AblationError::HarnessChanged {
+                variant: v.name.clone(),
+                expected: v.version.clone(),
+                found: b.composed.hash.clone(),
+            });
+        }
+        cache.insert(v.name.clone(), b.clone());
+        Ok(b)
+    }
+
     /// The `nlah run` options of a cell.
     pub fn options(&self, cell: &Cell, sink: &Sink) -> Result<RunOptions, AblationError> {
         let v = self.variant(cell)?;
@@ -145,6 +176,8 @@ impl Runner {
             self.charter.clone(),
         );
         o.toggles = toggles(&v.modules, &self.modules);
+        o.built = Some(self.built(v, cell)?);
+        o.http = Some(self.http.clone());
         o.seed = cell.seed;
         o.workspace = Some(resume::cell_dir(&self.out, &cell.id));
         self.settings.apply(&mut o);
