@@ -9,19 +9,34 @@ use std::path::Path;
 
 /// Writes `bytes` to `path` through a temporary file in the same folder, renamed over the target.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_with(path, bytes, false)
+    std::fs::create_dir_all(folder(path))?;
+    replace(path, bytes, None, false)
 }
 
 /// Like [`write`], with the file and its folder synced so the result survives a crash.
 pub fn write_durable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_with(path, bytes, true)
+    std::fs::create_dir_all(folder(path))?;
+    replace(path, bytes, None, true)
 }
 
-fn write_with(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+/// Like [`write`], the file given the permissions `mode` (git's packs are read-only, its index
+/// is not); its folder must exist already.
+pub fn write_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    replace(path, bytes, Some(mode), false)
+}
+
+fn folder(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
+}
+
+fn replace(path: &Path, bytes: &[u8], mode: Option<u32>, durable: bool) -> std::io::Result<()> {
+    let dir = folder(path);
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
+    if let Some(mode) = mode {
+        tmp.as_file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    }
     if durable {
         tmp.as_file().sync_all()?;
     }
@@ -42,5 +57,16 @@ mod tests {
         super::write(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn gives_the_mode_asked_for() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pack");
+        super::write_mode(&p, b"x", 0o444).unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o444);
+        assert!(super::write_mode(&dir.path().join("no/such/folder"), b"x", 0o644).is_err());
     }
 }

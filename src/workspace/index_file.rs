@@ -2,7 +2,6 @@
 //! index once, so that `git status` in the workspace is clean; libgit2 would first read and
 //! check the old index and look each entry's path over, for a file this module writes in one go.
 
-use std::io::Write;
 use std::path::Path;
 
 use git2::Oid;
@@ -62,16 +61,6 @@ pub fn write(path: &Path, mut entries: Vec<Entry>) -> Result<(), WorkspaceError>
     }
     let checksum: [u8; 20] = Sha1::digest(&out).into();
     out.extend_from_slice(&checksum);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix("index.tmp")
-        .tempfile_in(dir)
-        .map_err(io(dir))?;
-    tmp.write_all(&out).map_err(io(tmp.path()))?;
     // As git leaves it under the usual umask.
-    tmp.as_file()
-        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .map_err(io(tmp.path()))?;
-    tmp.persist(path).map_err(|e| io(path)(e.error))?;
-    Ok(())
+    super::atomic::write_mode(path, &out, 0o644).map_err(io(path))
 }

@@ -320,17 +320,8 @@ fn pack_index(entries: &[Entry], offsets: &[u64], pack_checksum: &[u8; 20]) -> V
 /// Writes `bytes` to `dir/name` through a temporary file renamed into place, read-only as git
 /// makes its packs.
 fn persist(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), WorkspaceError> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix("tmp_pack_")
-        .tempfile_in(dir)
-        .map_err(io(dir))?;
-    tmp.write_all(bytes).map_err(io(tmp.path()))?;
-    tmp.as_file()
-        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o444))
-        .map_err(io(tmp.path()))?;
     let path = dir.join(name);
-    tmp.persist(&path).map_err(|e| io(&path)(e.error))?;
-    Ok(())
+    super::atomic::write_mode(&path, bytes, 0o444).map_err(io(&path))
 }
 
 fn mode_text(mode: FileMode) -> &'static str {

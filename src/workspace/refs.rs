@@ -23,7 +23,7 @@ pub struct Branch {
 }
 
 impl Branch {
-    /// The branch HEAD names, with its current commit (none on an unborn branch).
+    /// The branch HEAD names; [`Branch::tip`] reads its commit.
     pub fn of(dirs: &GitDirs) -> Result<Branch, WorkspaceError> {
         let head = dirs.git.join("HEAD");
         let text = std::fs::read_to_string(&head).map_err(io(&head))?;
@@ -35,14 +35,12 @@ impl Branch {
             }
             None => ("HEAD".to_string(), head),
         };
-        let mut branch = Branch {
+        Ok(Branch {
             path,
             name,
             packed_refs: dirs.common.join("packed-refs"),
             tip: None,
-        };
-        branch.tip();
-        Ok(branch)
+        })
     }
 
     /// The branch's commit: read again from its file, in case something else moved it.
