@@ -4,7 +4,8 @@
 //!    STEPS steps against an in-process model that answers at once (each step: a model call, a
 //!    `write` tool call, history events); the run's wall time (workspace creation, every commit,
 //!    the verifier) divided by its steps, over several runs. The cost of one workspace commit is
-//!    measured on its own as well.
+//!    measured on its own as well, in a small workspace and in one whose `repo/` holds a
+//!    2,000-file project.
 //! 2. 64 concurrent runs against a mock model on loopback HTTP that answers after 200 ms:
 //!    wall time against the ideal (the model's latency times the calls of one run), the CPU time
 //!    per run (the verifier's processes included), and the process's peak resident memory. One
@@ -176,8 +177,21 @@ fn cpu_seconds() -> f64 {
     secs(libc::RUSAGE_SELF) + secs(libc::RUSAGE_CHILDREN)
 }
 
-fn commit_cost(dir: &Path) -> Vec<f64> {
-    let ws = nlah::workspace::Workspace::create(&dir.join("commits")).expect("workspace");
+/// Commit times in a workspace whose `repo/` holds a copy of a project of `files` files in
+/// `files / 10` folders (as a task's `files/` brings one), one changed file per commit.
+fn commit_cost(dir: &Path, files: usize) -> Vec<f64> {
+    let ws = nlah::workspace::Workspace::create(&dir.join(format!("commits-{files}")))
+        .expect("workspace");
+    for i in 0..files {
+        ws.write(
+            &format!("repo/pkg{}/mod{i}.py", i / 10),
+            format!("def f{i}():\n    return {i}\n"),
+        )
+        .expect("write");
+    }
+    // Settled: stats older than the clock's tick are trusted, as in a run's later commits.
+    ws.commit("the project").expect("commit");
+    std::thread::sleep(std::time::Duration::from_millis(20));
     (0..200)
         .map(|i| {
             ws.write("artifacts/x.txt", format!("{i}\n"))
@@ -244,7 +258,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         println!(
             "one workspace commit (a changed file): {}",
-            stats(commit_cost(dir.path()), "ms")
+            stats(commit_cost(dir.path(), 0), "ms")
+        );
+        println!(
+            "one workspace commit with a 2,000-file project in repo/ (a changed file): {}",
+            stats(commit_cost(dir.path(), 2000), "ms")
         );
     }
 

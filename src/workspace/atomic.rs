@@ -8,15 +8,26 @@ use std::io::Write;
 use std::path::Path;
 
 /// Writes `bytes` to `path` through a temporary file in the same folder, renamed over the target.
+/// Missing folders above it are created.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(folder(path))?;
-    replace(path, bytes, None, false)
+    in_folder(path, || replace(path, bytes, None, false))
 }
 
 /// Like [`write`], with the file and its folder synced so the result survives a crash.
 pub fn write_durable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(folder(path))?;
-    replace(path, bytes, None, true)
+    in_folder(path, || replace(path, bytes, None, true))
+}
+
+/// Runs `write`, and again after creating the file's folder if that was missing: the folder
+/// almost always exists, and looking first would cost two system calls per write.
+fn in_folder(path: &Path, write: impl Fn() -> std::io::Result<()>) -> std::io::Result<()> {
+    match write() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(folder(path))?;
+            write()
+        }
+        done => done,
+    }
 }
 
 /// Like [`write`], the file given the permissions `mode` (git's packs are read-only, its index

@@ -5,7 +5,7 @@
 //! ignore file above a path for each path it is asked about.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
@@ -15,7 +15,29 @@ pub type Rules = Arc<Gitignore>;
 
 /// Compiles the text of an ignore file; `None` when it has no patterns. A line that is not a
 /// valid pattern is skipped, as git skips it.
+///
+/// Compiled rules do not depend on where the file is, and the runs of one process mostly carry
+/// the same few files (every workspace starts with the same `.gitignore`), so they are kept by
+/// text: compiling one builds regular expressions, which costs more than a whole commit's walk.
 pub fn parse(text: &[u8]) -> Option<Rules> {
+    /// Texts kept before the cache starts over; far more than the distinct files of a process.
+    const KEPT: usize = 64;
+    static COMPILED: Mutex<Vec<(Vec<u8>, Option<Rules>)>> = Mutex::new(Vec::new());
+    let lock = || COMPILED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, rules)) = lock().iter().find(|(t, _)| t == text) {
+        return rules.clone();
+    }
+    // Compiled without the lock, so that one large file holds up no other run's commit.
+    let rules = compile(text);
+    let mut compiled = lock();
+    if compiled.len() == KEPT {
+        compiled.clear();
+    }
+    compiled.push((text.to_vec(), rules.clone()));
+    rules
+}
+
+fn compile(text: &[u8]) -> Option<Rules> {
     let text = String::from_utf8_lossy(text);
     let mut builder = GitignoreBuilder::new(".");
     for (i, line) in text.lines().enumerate() {
@@ -92,6 +114,22 @@ mod tests {
             "comments are not patterns"
         );
         assert!(parse(b"# only a comment\n\n").is_none());
+    }
+
+    #[test]
+    fn one_text_is_compiled_once() {
+        let text = b"one-text-is-compiled-once/\n";
+        let first = parse(text).unwrap();
+        assert!(Arc::ptr_eq(&first, &parse(text).unwrap()));
+        assert_eq!(
+            says(
+                "one-text-is-compiled-once/\n",
+                "a/one-text-is-compiled-once",
+                true
+            ),
+            Some(true)
+        );
+        assert!(!Arc::ptr_eq(&first, &parse(b"other/\n").unwrap()));
     }
 
     #[test]

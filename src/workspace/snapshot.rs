@@ -4,7 +4,8 @@
 //! paths) for every file and rehashes every file written since the index was last saved. A run
 //! knows more than git does: it is the only writer of its repository's objects and it commits
 //! again and again. So a [`Snapshot`] keeps, per path, the stat it saw and the blob it wrote, and a
-//! commit is one walk with one `lstat` per entry: only files whose stat changed, or whose stat is
+//! commit is one walk with one `lstat` per entry (a folder's names are read again only when the
+//! folder's own stat changed): only files whose stat changed, or whose stat is
 //! too recent to be trusted, are read and hashed, only new blobs and the trees above them are
 //! written, and ignore rules are asked about new paths only. Like git, a path once recorded stays
 //! recorded even if an ignore rule later matches it. Each folder's `.gitignore` is compiled when
@@ -60,6 +61,18 @@ struct Dir {
     tree: Option<Oid>,
     /// This folder's `.gitignore`, as last compiled.
     gitignore: Option<IgnoreFile>,
+    /// The folder's names as last read, with the folder's stat then.
+    listing: Option<Listing>,
+}
+
+/// What a folder held when it was last read. Adding, removing or renaming a name changes the
+/// folder's own mtime, so while its stat is unchanged (and was settled when read) the names are
+/// the same and reading the folder again can be skipped, as git's untracked cache does. Changes
+/// to the files themselves are seen by their own stat.
+struct Listing {
+    stat: Stat,
+    trusted: bool,
+    entries: Vec<(OsString, FileType)>,
 }
 
 /// A folder's `.gitignore` and the rules compiled from it.
@@ -209,6 +222,40 @@ impl Walk<'_> {
         // Forgotten until the walk of this folder completes: a walk cut short by an error must
         // not leave a tree that no longer matches the entries it already updated.
         let tree = node.tree.take();
+        let listing = self.listing(node.listing.take(), abs)?;
+        // The folder's own rules decide about every other name in it, so they come first.
+        let has_gitignore = listing
+            .entries
+            .iter()
+            .any(|(name, kind)| name == ".gitignore" && kind.is_file());
+        self.gitignore(node, abs, has_gitignore)?;
+        let own_rules = node.gitignore.as_ref().and_then(|g| g.rules.clone());
+        if let Some(rules) = &own_rules {
+            self.rules.push((rel.to_path_buf(), rules.clone()));
+        }
+        let walked = self.entries(node, abs, rel, excluded, &listing.entries);
+        if own_rules.is_some() {
+            self.rules.pop();
+        }
+        let changed = walked?;
+        node.listing = Some(listing);
+        if !changed {
+            node.tree = tree;
+        }
+        Ok(changed)
+    }
+
+    /// The names in the folder `abs`: those `last` read if the folder's stat says nothing was
+    /// added, removed or renamed since, else read now. The stat is taken before the names, so
+    /// a change made while they are read shows in the next stat.
+    fn listing(&self, last: Option<Listing>, abs: &Path) -> Result<Listing, WorkspaceError> {
+        let stat = Stat::of(&std::fs::symlink_metadata(abs).map_err(io(abs))?);
+        if let Some(last) = last
+            && last.trusted
+            && last.stat == stat
+        {
+            return Ok(last);
+        }
         let mut entries: Vec<(OsString, FileType)> = Vec::new();
         for entry in std::fs::read_dir(abs).map_err(io(abs))? {
             let entry = entry.map_err(io(abs))?;
@@ -222,24 +269,11 @@ impl Walk<'_> {
             };
             entries.push((name, kind));
         }
-        // The folder's own rules decide about every other name in it, so they come first.
-        let has_gitignore = entries
-            .iter()
-            .any(|(name, kind)| name == ".gitignore" && kind.is_file());
-        self.gitignore(node, abs, has_gitignore)?;
-        let own_rules = node.gitignore.as_ref().and_then(|g| g.rules.clone());
-        if let Some(rules) = &own_rules {
-            self.rules.push((rel.to_path_buf(), rules.clone()));
-        }
-        let walked = self.entries(node, abs, rel, excluded, entries);
-        if own_rules.is_some() {
-            self.rules.pop();
-        }
-        let changed = walked?;
-        if !changed {
-            node.tree = tree;
-        }
-        Ok(changed)
+        Ok(Listing {
+            stat,
+            trusted: stat.settled(self.tick, self.now),
+            entries,
+        })
     }
 
     /// The entries of the folder `abs`, as [`Walk::dir`] found them.
@@ -249,37 +283,38 @@ impl Walk<'_> {
         abs: &Path,
         rel: &Path,
         excluded: bool,
-        entries: Vec<(OsString, FileType)>,
+        entries: &[(OsString, FileType)],
     ) -> Result<bool, WorkspaceError> {
         let mut changed = false;
-        let mut seen: HashSet<OsString> = HashSet::new();
+        let mut seen: HashSet<&OsStr> = HashSet::new();
         for (name, kind) in entries {
-            let path = rel.join(&name);
-            let known = node.files.contains_key(&name) || node.dirs.contains_key(&name);
+            let (name, kind) = (name.as_os_str(), *kind);
+            let path = rel.join(name);
+            let known = node.files.contains_key(name) || node.dirs.contains_key(name);
             if !known
-                && (node.ignored.contains(&name) || excluded || self.ignored(&path, kind.is_dir()))
+                && (node.ignored.contains(name) || excluded || self.ignored(&path, kind.is_dir()))
             {
-                node.ignored.insert(name);
+                node.ignored.insert(name.to_os_string());
                 continue;
             }
             if kind.is_dir() {
-                changed |= node.files.remove(&name).is_some();
+                changed |= node.files.remove(name).is_some();
                 // A recorded folder an ignore rule now matches: what it holds stays recorded,
                 // nothing new in it is added.
                 let inner_excluded = excluded || (known && self.ignored(&path, true));
-                let sub = node.dirs.entry(name.clone()).or_default();
-                changed |= self.dir(sub, &abs.join(&name), &path, inner_excluded)?;
+                let sub = node.dirs.entry(name.to_os_string()).or_default();
+                changed |= self.dir(sub, &abs.join(name), &path, inner_excluded)?;
             } else if kind.is_file() || kind.is_symlink() {
-                changed |= node.dirs.remove(&name).is_some();
-                changed |= self.file(node, &name, &abs.join(&name))?;
+                changed |= node.dirs.remove(name).is_some();
+                changed |= self.file(node, name, &abs.join(name))?;
             } else {
                 continue; // sockets, fifos and devices are not content
             }
             seen.insert(name);
         }
         let before = node.files.len() + node.dirs.len();
-        node.files.retain(|name, _| seen.contains(name));
-        node.dirs.retain(|name, _| seen.contains(name));
+        node.files.retain(|name, _| seen.contains(name.as_os_str()));
+        node.dirs.retain(|name, _| seen.contains(name.as_os_str()));
         changed |= node.files.len() + node.dirs.len() != before;
         Ok(changed)
     }
@@ -665,6 +700,55 @@ mod tests {
         let tree = repo.head().unwrap().peel_to_tree().unwrap();
         let blob = repo.find_blob(tree.get_name("f").unwrap().id()).unwrap();
         assert_eq!(blob.content(), b"bbbb");
+    }
+
+    #[test]
+    fn a_settled_folder_is_read_again_when_its_names_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        let dirs = GitDirs::of(&repo);
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        let backdate = |p: &str| {
+            std::fs::File::open(root.join(p))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        };
+        std::fs::create_dir(root.join("d")).unwrap();
+        std::fs::write(root.join("d/a"), "a").unwrap();
+        backdate("d");
+        std::thread::sleep(Duration::from_millis(30));
+        let mut snap = Snapshot::default();
+        snap.commit(&dirs, root, "one").unwrap();
+        assert!(
+            snap.root.dirs[OsStr::new("d")]
+                .listing
+                .as_ref()
+                .unwrap()
+                .trusted
+        );
+        let names = |snap: &Snapshot| -> Vec<String> {
+            let d = &snap.root.dirs[OsStr::new("d")];
+            d.files.keys().map(|n| n.to_string_lossy().into()).collect()
+        };
+
+        // Nothing changed: the cached names stand, and so does the tree.
+        let tree = |c: Oid| repo.find_commit(c).unwrap().tree_id();
+        let first = snap.commit(&dirs, root, "two").unwrap();
+        assert_eq!(names(&snap), ["a"]);
+        // A new name, with the folder's mtime set back to what the listing saw: its change
+        // time still differs.
+        std::fs::write(root.join("d/b"), "b").unwrap();
+        backdate("d");
+        let second = snap.commit(&dirs, root, "three").unwrap();
+        assert_eq!(names(&snap), ["a", "b"]);
+        assert_ne!(tree(first), tree(second));
+        // A rename and a removal, right after the commit (too recent to trust, read again).
+        std::fs::rename(root.join("d/b"), root.join("d/c")).unwrap();
+        std::fs::remove_file(root.join("d/a")).unwrap();
+        snap.commit(&dirs, root, "four").unwrap();
+        assert_eq!(names(&snap), ["c"]);
     }
 
     #[test]
