@@ -5,6 +5,7 @@
 //! `history/events.jsonl`, `run.json`.
 
 pub mod atomic;
+mod folder;
 pub mod git_dirs;
 pub mod history;
 pub mod ignore_rules;

@@ -16,14 +16,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::fs::FileType;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use git2::{FileMode, ObjectType, Oid};
 
+use super::folder::{self, Folder, Kind};
 use super::git_dirs::GitDirs;
 use super::ignore_rules::{self, Rules};
 use super::index_file;
@@ -72,7 +71,7 @@ struct Dir {
 struct Listing {
     stat: Stat,
     trusted: bool,
-    entries: Vec<(OsString, FileType)>,
+    entries: Vec<(OsString, Kind)>,
 }
 
 /// A folder's `.gitignore` and the rules compiled from it.
@@ -104,17 +103,23 @@ struct Stat {
 }
 
 impl Stat {
-    fn of(m: &std::fs::Metadata) -> Stat {
+    // The kernel's stat fields differ in width between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    fn of(m: &folder::Stat) -> Stat {
         Stat {
-            size: m.size(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-            ino: m.ino(),
-            dev: m.dev(),
-            mode: m.mode(),
-            uid: m.uid(),
-            gid: m.gid(),
+            size: m.st_size as u64,
+            mtime: (m.st_mtime as i64, m.st_mtime_nsec as i64),
+            ctime: (m.st_ctime as i64, m.st_ctime_nsec as i64),
+            ino: m.st_ino as u64,
+            dev: m.st_dev as u64,
+            mode: m.st_mode as u32,
+            uid: m.st_uid as u32,
+            gid: m.st_gid as u32,
         }
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::of_mode(self.mode)
     }
 
     /// Whether the file was last changed early enough to trust its stat: before `tick`, the
@@ -180,7 +185,8 @@ impl Snapshot {
             now: SystemTime::now(),
             ignore_rules_changed: false,
         };
-        walk.dir(&mut self.root, root, Path::new(""), false)?;
+        let top = Folder::open(root).map_err(io(root))?;
+        walk.dir(&mut self.root, &top, root, Path::new(""), false)?;
         if walk.ignore_rules_changed {
             self.root.forget_ignored();
         }
@@ -215,6 +221,7 @@ impl Walk<'_> {
     fn dir(
         &mut self,
         node: &mut Dir,
+        folder: &Folder,
         abs: &Path,
         rel: &Path,
         excluded: bool,
@@ -222,18 +229,18 @@ impl Walk<'_> {
         // Forgotten until the walk of this folder completes: a walk cut short by an error must
         // not leave a tree that no longer matches the entries it already updated.
         let tree = node.tree.take();
-        let listing = self.listing(node.listing.take(), abs)?;
+        let listing = self.listing(node.listing.take(), folder, abs)?;
         // The folder's own rules decide about every other name in it, so they come first.
         let has_gitignore = listing
             .entries
             .iter()
-            .any(|(name, kind)| name == ".gitignore" && kind.is_file());
-        self.gitignore(node, abs, has_gitignore)?;
+            .any(|(name, kind)| name == ".gitignore" && *kind == Kind::File);
+        self.gitignore(node, folder, abs, has_gitignore)?;
         let own_rules = node.gitignore.as_ref().and_then(|g| g.rules.clone());
         if let Some(rules) = &own_rules {
             self.rules.push((rel.to_path_buf(), rules.clone()));
         }
-        let walked = self.entries(node, abs, rel, excluded, &listing.entries);
+        let walked = self.entries(node, folder, abs, rel, excluded, &listing.entries);
         if own_rules.is_some() {
             self.rules.pop();
         }
@@ -248,27 +255,22 @@ impl Walk<'_> {
     /// The names in the folder `abs`: those `last` read if the folder's stat says nothing was
     /// added, removed or renamed since, else read now. The stat is taken before the names, so
     /// a change made while they are read shows in the next stat.
-    fn listing(&self, last: Option<Listing>, abs: &Path) -> Result<Listing, WorkspaceError> {
-        let stat = Stat::of(&std::fs::symlink_metadata(abs).map_err(io(abs))?);
+    fn listing(
+        &self,
+        last: Option<Listing>,
+        folder: &Folder,
+        abs: &Path,
+    ) -> Result<Listing, WorkspaceError> {
+        let stat = Stat::of(&folder.stat().map_err(io(abs))?);
         if let Some(last) = last
             && last.trusted
             && last.stat == stat
         {
             return Ok(last);
         }
-        let mut entries: Vec<(OsString, FileType)> = Vec::new();
-        for entry in std::fs::read_dir(abs).map_err(io(abs))? {
-            let entry = entry.map_err(io(abs))?;
-            let name = entry.file_name();
-            // The repository itself, and the `.git` file of a worktree or nested repository.
-            if name == ".git" {
-                continue;
-            }
-            let Ok(kind) = entry.file_type() else {
-                continue; // vanished while walking
-            };
-            entries.push((name, kind));
-        }
+        let mut entries = folder.names().map_err(io(abs))?;
+        // The repository itself, and the `.git` file of a worktree or nested repository.
+        entries.retain(|(name, _)| name != ".git");
         Ok(Listing {
             stat,
             trusted: stat.settled(self.tick, self.now),
@@ -280,35 +282,50 @@ impl Walk<'_> {
     fn entries(
         &mut self,
         node: &mut Dir,
+        folder: &Folder,
         abs: &Path,
         rel: &Path,
         excluded: bool,
-        entries: &[(OsString, FileType)],
+        entries: &[(OsString, Kind)],
     ) -> Result<bool, WorkspaceError> {
         let mut changed = false;
         let mut seen: HashSet<&OsStr> = HashSet::new();
         for (name, kind) in entries {
             let (name, kind) = (name.as_os_str(), *kind);
-            let path = rel.join(name);
+            // The path in the work tree, made only where an ignore rule or a folder needs it.
+            let path = || rel.join(name);
             let known = node.files.contains_key(name) || node.dirs.contains_key(name);
             if !known
-                && (node.ignored.contains(name) || excluded || self.ignored(&path, kind.is_dir()))
+                && (node.ignored.contains(name)
+                    || excluded
+                    || self.ignored(&path(), kind == Kind::Dir))
             {
                 node.ignored.insert(name.to_os_string());
                 continue;
             }
-            if kind.is_dir() {
-                changed |= node.files.remove(name).is_some();
-                // A recorded folder an ignore rule now matches: what it holds stays recorded,
-                // nothing new in it is added.
-                let inner_excluded = excluded || (known && self.ignored(&path, true));
-                let sub = node.dirs.entry(name.to_os_string()).or_default();
-                changed |= self.dir(sub, &abs.join(name), &path, inner_excluded)?;
-            } else if kind.is_file() || kind.is_symlink() {
-                changed |= node.dirs.remove(name).is_some();
-                changed |= self.file(node, name, &abs.join(name))?;
-            } else {
-                continue; // sockets, fifos and devices are not content
+            match kind {
+                Kind::Dir => {
+                    let sub_abs = abs.join(name);
+                    let sub_folder = match folder.open_sub(name) {
+                        Ok(f) => f,
+                        // Gone, or no longer a folder, since it was listed: the next walk sees
+                        // what took its place.
+                        Err(e) if vanished(&e) => continue,
+                        Err(e) => return Err(io(&sub_abs)(e)),
+                    };
+                    changed |= node.files.remove(name).is_some();
+                    // A recorded folder an ignore rule now matches: what it holds stays
+                    // recorded, nothing new in it is added.
+                    let path = path();
+                    let inner_excluded = excluded || (known && self.ignored(&path, true));
+                    let sub = node.dirs.entry(name.to_os_string()).or_default();
+                    changed |= self.dir(sub, &sub_folder, &sub_abs, &path, inner_excluded)?;
+                }
+                Kind::File | Kind::Symlink => {
+                    changed |= node.dirs.remove(name).is_some();
+                    changed |= self.file(node, folder, name, abs)?;
+                }
+                Kind::Other => continue, // sockets, fifos and devices are not content
             }
             seen.insert(name);
         }
@@ -324,30 +341,30 @@ impl Walk<'_> {
     fn gitignore(
         &mut self,
         node: &mut Dir,
+        folder: &Folder,
         abs: &Path,
         present: bool,
     ) -> Result<(), WorkspaceError> {
-        let path = abs.join(".gitignore");
-        let meta = if present {
-            std::fs::symlink_metadata(&path).ok()
+        let name = OsStr::new(".gitignore");
+        let stat = if present {
+            folder.stat_at(name).ok().map(|s| Stat::of(&s))
         } else {
             None
         };
-        let Some(meta) = meta.filter(|m| m.is_file()) else {
+        let Some(stat) = stat.filter(|s| s.kind() == Kind::File) else {
             self.ignore_rules_changed |= node.gitignore.take().is_some();
             return Ok(());
         };
-        let stat = Stat::of(&meta);
         if let Some(g) = &node.gitignore
             && g.trusted
             && g.stat == stat
         {
             return Ok(());
         }
-        let text = match std::fs::read(&path) {
+        let text = match folder.read_at(name, stat.size) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io(&path)(e)),
+            Err(e) => return Err(io(&abs.join(name))(e)),
         };
         if node.gitignore.as_ref().is_none_or(|g| g.text != text) {
             self.ignore_rules_changed = true;
@@ -377,33 +394,41 @@ impl Walk<'_> {
     }
 
     /// Brings the file `name` of `node` up to date. Returns whether its content or mode changed.
-    fn file(&mut self, node: &mut Dir, name: &OsStr, abs: &Path) -> Result<bool, WorkspaceError> {
-        let Ok(meta) = std::fs::symlink_metadata(abs) else {
+    fn file(
+        &mut self,
+        node: &mut Dir,
+        folder: &Folder,
+        name: &OsStr,
+        abs: &Path,
+    ) -> Result<bool, WorkspaceError> {
+        let Ok(stat) = folder.stat_at(name).map(|s| Stat::of(&s)) else {
             return Ok(false); // vanished while walking; the next walk drops it
         };
-        let stat = Stat::of(&meta);
         if let Some(f) = node.files.get(name)
             && f.trusted
             && f.stat == stat
         {
             return Ok(false);
         }
-        let (bytes, mode) = if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(abs).map_err(io(abs))?;
-            (target.as_os_str().as_bytes().to_vec(), FileMode::Link)
-        } else {
-            let exec = meta.mode() & 0o100 != 0;
-            let bytes = match std::fs::read(abs) {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-                Err(e) => return Err(io(abs)(e)),
-            };
-            let mode = if exec {
-                FileMode::BlobExecutable
-            } else {
-                FileMode::Blob
-            };
-            (bytes, mode)
+        let read = match stat.kind() {
+            Kind::Symlink => folder.link_at(name).map(|target| (target, FileMode::Link)),
+            Kind::File => folder.read_at(name, stat.size).map(|bytes| {
+                let exec = stat.mode & 0o100 != 0;
+                let mode = if exec {
+                    FileMode::BlobExecutable
+                } else {
+                    FileMode::Blob
+                };
+                (bytes, mode)
+            }),
+            // Replaced by a folder (or something else) since it was listed: the next walk
+            // sees it as what it is now.
+            Kind::Dir | Kind::Other => return Ok(false),
+        };
+        let (bytes, mode) = match read {
+            Ok(read) => read,
+            Err(e) if vanished(&e) => return Ok(false),
+            Err(e) => return Err(io(&abs.join(name))(e)),
         };
         let oid = object_id(ObjectType::Blob, &bytes)?;
         let trusted = stat.settled(self.tick, self.now);
@@ -425,6 +450,14 @@ impl Walk<'_> {
         );
         Ok(!same)
     }
+}
+
+/// Whether an error says a name listed a moment ago is gone or is no longer what it was.
+fn vanished(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    ) || e.raw_os_error() == Some(libc::ELOOP)
 }
 
 /// The kernel's coarse real-time clock, which stamps file changes; the epoch if unreadable (then
