@@ -46,14 +46,16 @@ impl Kind {
 pub struct Folder(OwnedFd);
 
 impl Folder {
-    /// Opens the folder at `path`.
+    /// Opens the folder at `path` (a symlink to a folder is followed, as for the work tree a
+    /// user names).
     pub fn open(path: &Path) -> std::io::Result<Folder> {
-        open_dir(CWD, path.as_os_str())
+        open_dir(CWD, path.as_os_str(), OFlags::empty())
     }
 
-    /// Opens the folder `name` inside this one; a symlink is not followed.
+    /// Opens the folder `name` inside this one; a symlink is not followed (git records it as a
+    /// link, not as what it points to).
     pub fn open_sub(&self, name: &OsStr) -> std::io::Result<Folder> {
-        open_dir(self.0.as_fd(), name)
+        open_dir(self.0.as_fd(), name, OFlags::NOFOLLOW)
     }
 
     /// The folder's own stat.
@@ -115,8 +117,8 @@ impl Folder {
     }
 }
 
-fn open_dir(at: impl AsFd, name: &OsStr) -> std::io::Result<Folder> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+fn open_dir(at: impl AsFd, name: &OsStr, extra: OFlags) -> std::io::Result<Folder> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | extra;
     Ok(Folder(rustix::fs::openat(at, name, flags, Mode::empty())?))
 }
 
@@ -153,5 +155,8 @@ mod tests {
         // A symlink to a folder is not opened as one.
         std::os::unix::fs::symlink("sub", root.join("to-sub")).unwrap();
         assert!(top.open_sub(OsStr::new("to-sub")).is_err());
+        // The folder a user names may be a symlink.
+        let named = Folder::open(&root.join("to-sub")).unwrap();
+        assert_eq!(named.names().unwrap().len(), 2);
     }
 }
