@@ -230,10 +230,14 @@ async fn the_cells_of_a_matrix_share_one_connection_to_their_model() {
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert_eq!(cell_ids(&out).len(), 8);
     assert!(model.served().calls >= 8);
-    assert_eq!(
-        model.connections(),
-        1,
-        "one HTTP client per model, its connection kept open from cell to cell"
+    // A client per cell opens a connection per cell (8). With one client per model the
+    // connection stays open from cell to cell; hyper hands a connection back to its pool
+    // only after the response's end is processed, so on a loaded machine a request sent at once
+    // after the previous one may still open a second.
+    let connections = model.connections();
+    assert!(
+        (1..=3).contains(&connections),
+        "one HTTP client per model, its connection kept open from cell to cell: {connections} connections for 8 cells"
     );
 }
 
