@@ -13,8 +13,9 @@
 //!    plus reading every record through the index (what `nlah report` starts with).
 //!
 //! Run: `cargo bench --bench ablate` (`-- cells` or `-- scan` for one part).
-//! `NLAH_BENCH_LATENCY_MS` (default 100), `NLAH_BENCH_CELLS` (500) and
-//! `NLAH_BENCH_CONCURRENCY` (64) change part 1; `NLAH_BENCH_DIR` puts the output folders on
+//! `NLAH_BENCH_LATENCY_MS` (default 200, the latency of `run_overhead`'s mock), `NLAH_BENCH_CELLS` (500) and
+//! `NLAH_BENCH_CONCURRENCY` (64) change part 1, `NLAH_BENCH_SPACING_US` the pool's least time
+//! between two cell starts (by default [`local::start_spacing`]); `NLAH_BENCH_DIR` puts the output folders on
 //! another file system (e.g. /dev/shm); `NLAH_BENCH_KEEP=1` leaves them there for inspection.
 
 use std::path::{Path, PathBuf};
@@ -104,7 +105,7 @@ fn mock_answer(turn: usize, child: &str) -> mock_model::Answer {
 }
 
 fn part1(dir: &Path) -> Res<()> {
-    let latency = Duration::from_millis(env_or("NLAH_BENCH_LATENCY_MS", 100));
+    let latency = Duration::from_millis(env_or("NLAH_BENCH_LATENCY_MS", 200));
     let cells = env_or("NLAH_BENCH_CELLS", 500);
     let concurrency = env_or("NLAH_BENCH_CONCURRENCY", 64) as usize;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -173,16 +174,17 @@ fn part1(dir: &Path) -> Res<()> {
                 _ => {}
             }
         });
+        let mut pool = local::Local::new(concurrency, None);
+        if let Ok(us) = std::env::var("NLAH_BENCH_SPACING_US") {
+            pool.spacing = Duration::from_micros(us.parse()?);
+        }
         let cpu0 = cpu();
         let t = Instant::now();
         let report = rt.block_on(local::run(
             runner,
             pending,
             0.0,
-            local::Local {
-                concurrency,
-                max_cost: None,
-            },
+            pool,
             sink,
             std::future::pending::<()>(),
         ));

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use axum::Router;
@@ -55,7 +56,7 @@ pub fn serve(
             let app = Router::new().route(
                 "/v1/chat/completions",
                 post(move |body: Bytes| async move {
-                    tokio::time::sleep(latency).await;
+                    sleep_exactly(latency).await;
                     let req: Request = serde_json::from_slice(&body).expect("a chat request");
                     let task = req
                         .messages
@@ -81,4 +82,50 @@ pub fn serve(
         })
     });
     rx.recv().expect("the mock server's address")
+}
+
+/// Waits `d` on the kernel's high-resolution timer (a timerfd). tokio's timer counts whole
+/// milliseconds and rounds up, so its 200 ms are 201 to 202: time the benchmarks would count as
+/// nlah's, since their ideal is the stated latency.
+async fn sleep_exactly(d: Duration) {
+    // SAFETY: timerfd_create takes flags and returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+        )
+    };
+    assert!(
+        fd >= 0,
+        "timerfd_create: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: a descriptor just made, owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: d.as_secs() as libc::time_t,
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        },
+    };
+    // SAFETY: a valid timerfd, a filled itimerspec, no old value asked for.
+    let set = unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+    assert_eq!(
+        set,
+        0,
+        "timerfd_settime: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: the OwnedFd keeps the descriptor open and unchanged for as long as the AsyncFd
+    // that owns it.
+    let fd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    }
+    .expect("a timerfd in the runtime's poller");
+    // Readable once the timer has fired; the count it holds is not needed.
+    let _ = fd.readable().await.expect("the timerfd fires");
 }

@@ -51,7 +51,8 @@ pub struct Args {
     /// Seeds per (variant, task, model): 0..N (default 1).
     #[arg(long, value_name = "N")]
     seeds: Option<u64>,
-    /// Cells running at once (local), or array tasks at once (Slurm).
+    /// Cells running at once (local, started a few milliseconds apart), or array tasks at once
+    /// (Slurm).
     #[arg(long, default_value_t = 4, value_name = "K")]
     concurrency: usize,
     /// The output folder (default: workspaces/ablate-<harness>-<design>-<matrix id>).
@@ -611,10 +612,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                     runner,
                     pending,
                     spent,
-                    local::Local {
-                        concurrency: a.concurrency,
-                        max_cost: a.max_cost,
-                    },
+                    local::Local::new(a.concurrency, a.max_cost),
                     sink,
                     interrupt(),
                 )
