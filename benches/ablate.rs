@@ -13,10 +13,11 @@
 //!    plus reading every record through the index (what `nlah report` starts with).
 //!
 //! Run: `cargo bench --bench ablate` (`-- cells` or `-- scan` for one part).
-//! `NLAH_BENCH_LATENCY_MS` (default 200, the latency of `run_overhead`'s mock), `NLAH_BENCH_CELLS` (500) and
-//! `NLAH_BENCH_CONCURRENCY` (64) change part 1, `NLAH_BENCH_SPACING_US` the pool's least time
-//! between two cell starts (by default [`local::start_spacing`]); `NLAH_BENCH_DIR` puts the output folders on
-//! another file system (e.g. /dev/shm); `NLAH_BENCH_KEEP=1` leaves them there for inspection.
+//! `NLAH_BENCH_LATENCY_MS` (default 200, the latency of `run_overhead`'s mock),
+//! `NLAH_BENCH_CELLS` (500) and `NLAH_BENCH_CONCURRENCY` (64) change part 1, and
+//! `NLAH_BENCH_SPACING_US` the pool's spacing of cell starts (by default
+//! [`local::start_spacing`]; 0 starts them all at once); `NLAH_BENCH_DIR` puts the output folders
+//! on another file system (e.g. /dev/shm); `NLAH_BENCH_KEEP=1` leaves them there for inspection.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
