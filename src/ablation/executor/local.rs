@@ -162,7 +162,7 @@ pub async fn run(
         let joined = tokio::select! {
             // With nothing running but a cell to start, wait for its time rather than end.
             j = set.join_next_with_id(), if !(set.is_empty() && next.is_some()) => j,
-            () = sleep_until(next), if next.is_some() => continue,
+            () = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => continue,
             () = &mut stop, if !report.interrupted => {
                 report.interrupted = true;
                 stopped = true;
@@ -238,14 +238,6 @@ impl Pace {
         // a second start.
         let earliest = now.checked_sub(self.spacing).unwrap_or(now);
         self.due = self.due.max(earliest) + self.spacing;
-    }
-}
-
-/// Sleeps until `at` (a `None` is never given: the branch is disabled then).
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
     }
 }
 
