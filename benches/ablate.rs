@@ -334,6 +334,7 @@ fn synthetic(out: &Path) -> Res<Matrix> {
                     variant: v.name.clone(),
                     task: format!("task-{t:03}"),
                     task_path: PathBuf::from(format!("/data/tasks/task-{t:03}")),
+                    task_set: "tasks".into(),
                     task_hash: task_hash.clone(),
                     model,
                     seed,

@@ -26,7 +26,7 @@ fn cassette(name: &str) -> PathBuf {
 
 /// The test double of the model's answer: the committed migrated files, in the output protocol.
 fn draft_answer(name: &str, skill_edit: impl Fn(String) -> String) -> String {
-    let dir = example(name).join("migrated");
+    let dir = example(name).join("migrated").join(name);
     let skill = skill_edit(std::fs::read_to_string(dir.join("SKILL.md")).unwrap());
     let mapping = std::fs::read_to_string(dir.join("MIGRATION.md")).unwrap();
     format!(
@@ -134,7 +134,7 @@ async fn examples_migrate_check_map_and_run() {
         // The committed migrated harness is exactly what the migration writes.
         assert_eq!(
             files(&out),
-            files(&example(name).join("migrated")),
+            files(&example(name).join("migrated").join(name)),
             "{name}"
         );
 

@@ -29,8 +29,8 @@ fn assert_clean_end(ran: &common::Ran, outcome: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn missing_api_key_is_a_configuration_error_with_a_record() {
-    // A non-loopback endpoint needs a key; the check happens before any request is sent.
+async fn missing_api_key_is_a_usage_error_before_any_workspace() {
+    // A non-loopback endpoint needs a key; the check happens before anything is created.
     let ran = nlah_run(
         "https://api.example.invalid/v1",
         &[
@@ -43,10 +43,7 @@ async fn missing_api_key_is_a_configuration_error_with_a_record() {
     .await;
     assert_eq!(ran.code, 2, "{}\n{}", ran.stdout, ran.stderr);
     assert!(ran.stderr.contains("OPENAI_API_KEY"), "{}", ran.stderr);
-    assert_clean_end(&ran, "error");
-    assert_eq!(ran.record()["error_class"], "auth");
-    assert!(ran.events().iter().any(|e| e["event"] == "child-finished"
-        && e["reason"].as_str().unwrap().contains("OPENAI_API_KEY")));
+    assert!(!ran.ws.exists(), "no workspace is left behind");
 }
 
 #[tokio::test(flavor = "multi_thread")]

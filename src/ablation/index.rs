@@ -532,6 +532,7 @@ mod tests {
             variant: "basic".into(),
             task: "t".into(),
             task_path: PathBuf::from("/t"),
+            task_set: "tasks".into(),
             task_hash: "h".into(),
             model: "openai:m".into(),
             seed: i as u64,

@@ -186,6 +186,10 @@ pub fn build(req: &Request<'_>) -> Result<Matrix, AblationError> {
     }
 
     let tasks = task::load_set(req.tasks)?;
+    let task_set = std::fs::canonicalize(req.tasks)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "tasks".into());
     let mut hashed = Vec::new();
     for t in &tasks {
         let h = t.content_hash()?;
@@ -242,6 +246,7 @@ pub fn build(req: &Request<'_>) -> Result<Matrix, AblationError> {
                         variant: v.name.clone(),
                         task: t.id.clone(),
                         task_path: t.root.clone(),
+                        task_set: task_set.clone(),
                         task_hash: th.clone(),
                         model: model.clone(),
                         seed,

@@ -39,6 +39,10 @@ pub struct Cell {
     pub variant: String,
     pub task: String,
     pub task_path: PathBuf,
+    /// The task set's name: the folder given as TASKS (for a single task folder, its own name).
+    /// Empty in matrices written before it was recorded; reports then use the task's parent.
+    #[serde(default)]
+    pub task_set: String,
     pub task_hash: String,
     pub model: String,
     pub seed: u64,

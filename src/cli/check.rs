@@ -24,7 +24,15 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<u8> {
     let mut targets = Vec::new();
     for p in &a.paths {
-        targets.extend(check::discover(p)?);
+        let found = check::discover(p)?;
+        // Exit 0 must mean something was checked, not that a typo found nothing.
+        if found.is_empty() {
+            anyhow::bail!(
+                "{}: nothing to check (no SKILL.md, module file or runtime charter found there)",
+                p.display()
+            );
+        }
+        targets.extend(found);
     }
     targets.sort();
     targets.dedup();
@@ -39,13 +47,20 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     output::write_all(&mut out, &diags, a.json, output::stdout_color());
-    if !a.json {
+    let (skills, modules, charters) = targets.iter().fold((0, 0, 0), |(s, m, c), t| match t {
+        Target::Skill(_) => (s + 1, m, c),
+        Target::Module(_) => (s, m + 1, c),
+        Target::Charter(_) => (s, m, c + 1),
+    });
+    if a.json {
+        // A last line a script can tell from a diagnostic: the check ran, and what it found.
+        let summary = serde_json::json!({"summary": {
+            "skill_folders": skills, "module_files": modules, "charters": charters,
+            "errors": errors, "warnings": warnings,
+        }});
+        let _ = writeln!(out, "{summary}");
+    } else {
         let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-        let (skills, modules, charters) = targets.iter().fold((0, 0, 0), |(s, m, c), t| match t {
-            Target::Skill(_) => (s + 1, m, c),
-            Target::Module(_) => (s, m + 1, c),
-            Target::Charter(_) => (s, m, c + 1),
-        });
         let mut what = vec![count(skills, "skill folder")];
         if modules > 0 {
             what.push(count(modules, "module file"));

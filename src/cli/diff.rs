@@ -73,6 +73,16 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             a.b
         );
     }
+    // One folder and one name that is not a folder: the user meant two folders, not revisions.
+    if let Some((dir, missing)) = match (pa.is_dir(), pb.is_dir()) {
+        (true, false) => Some((&a.a, &a.b)),
+        (false, true) => Some((&a.b, &a.a)),
+        _ => None,
+    } {
+        anyhow::bail!(
+            "{missing}: no such folder ({dir} is a folder, so give two harness folders or two run workspaces; to compare git revisions, give two revisions and `-- PATH`)"
+        );
+    }
     let start = a.repo.clone().unwrap_or_else(|| PathBuf::from("."));
     let (repo, workdir) = gitread::discover(&start)?;
     let rel = match &a.path {

@@ -193,7 +193,7 @@ impl Progress {
 fn summary(r: &RunRecord, ws: &Path) -> String {
     let m = &r.metrics;
     format!(
-        "\n{}: {}\n  workspace {}\n  {} prompt + {} completion tokens, {} LLM calls, {} tool calls, {} children, ${:.4}, {:.1} s\n  runtime's own share: {} prompt tokens, {} LLM calls",
+        "\n{}: {}\n  workspace {}\n  {} prompt + {} completion tokens, {} LLM calls, {} tool calls, {} {}, ${:.4}, {:.1} s\n  runtime's own share: {} prompt tokens, {} LLM calls",
         r.outcome.as_str().to_uppercase(),
         r.reason,
         ws.display(),
@@ -202,6 +202,11 @@ fn summary(r: &RunRecord, ws: &Path) -> String {
         m.total.calls,
         m.tool_calls,
         m.child_count,
+        if m.child_count == 1 {
+            "child"
+        } else {
+            "children"
+        },
         m.total.cost_usd,
         m.wall_ms as f64 / 1000.0,
         m.parent.input_tokens,
@@ -217,6 +222,8 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         );
     };
     let model: ModelSpec = model.parse()?;
+    // A missing cassette or key is the user's to fix: say so before a workspace exists.
+    engine::backends::preflight(&model)?;
     let charter = load_charter(a.charter.as_deref())?;
     let mut opts = RunOptions::new(harness, a.task.clone(), model, charter);
     opts.toggles = Toggles {

@@ -44,6 +44,18 @@ impl HttpBackends {
     }
 }
 
+/// Checks, before anything is created, that a spec's backend can be built: the cassette of a
+/// `replay:` spec reads and parses, an HTTP backend has its key (unless its server is local).
+/// Runs and ablations call this first, so a bad spec is a usage error that leaves no workspace.
+pub fn preflight(spec: &ModelSpec) -> Result<(), ModelError> {
+    match spec {
+        ModelSpec::Replay { path } => ReplayBackend::open(path).map(drop),
+        ModelSpec::OpenAi { model } => OpenAiBackend::from_env(model.clone()).map(drop),
+        ModelSpec::Anthropic { model } => AnthropicBackend::from_env(model.clone()).map(drop),
+        ModelSpec::Command { .. } => Ok(()),
+    }
+}
+
 impl Backends {
     /// `http`: HTTP backends shared with other runs, if any.
     pub fn new(record: Option<PathBuf>, http: Option<Arc<HttpBackends>>) -> Backends {

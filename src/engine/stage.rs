@@ -178,7 +178,13 @@ pub async fn judge(
             j.infra = j.infra.take().or(v.infra.clone());
             j.budget = j.budget.take().or(v.budget.clone());
             j.passed = false;
-            j.reason = format!("gate failed: {} ({why})", g.text);
+            // When the verifier child could not run (infrastructure, budget), that is the cause;
+            // the gate it was to judge comes second.
+            j.reason = if v.infra.is_some() || v.budget.is_some() {
+                format!("{why} (gate: {})", g.text)
+            } else {
+                format!("gate failed: {} ({why})", g.text)
+            };
         }
     }
     if j.passed {

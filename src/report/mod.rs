@@ -281,8 +281,12 @@ pub fn render(report: &Report, format: Format) -> Result<String, ReportError> {
     })
 }
 
-/// The task set a cell belongs to: the folder its task was loaded from.
+/// The task set a cell belongs to: the folder given as TASKS (older matrices: the folder its
+/// task was loaded from).
 pub fn task_set_of(cell: &Cell) -> String {
+    if !cell.task_set.is_empty() {
+        return cell.task_set.clone();
+    }
     cell.task_path
         .parent()
         .and_then(|p| p.file_name())

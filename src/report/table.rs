@@ -39,9 +39,7 @@ fn est(
 }
 
 fn est_fixed(e: Option<Estimate>, intervals: bool) -> String {
-    est(e, intervals, fmt::fixed1, |m, h| {
-        format!("{} ± {}", fmt::fixed1(m), fmt::spread(h))
-    })
+    est(e, intervals, fmt::fixed1, fmt::fixed_pm)
 }
 
 fn est_human(e: Option<Estimate>, intervals: bool) -> String {
