@@ -1,6 +1,7 @@
 //! Deterministic extraction: what a code harness says, read with real parsers (tree-sitter for
 //! Python, the YAML parser for agent configs), before any model sees it.
 
+mod control;
 mod python;
 mod typescript;
 mod yaml;
