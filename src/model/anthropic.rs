@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
-use super::openai::{
-    Answer, DEFAULT_TIMEOUT, SseEvent, clip, env_nonempty, http_client, http_error, locate,
-    parse_base, provider_http_error, read_answer, required_key, send_error,
+use super::http::{
+    Auth, DEFAULT_TIMEOUT, Endpoint, env_nonempty, provider_http_error, required_key,
 };
 use super::prices::Prices;
+use super::sse::{Answer, SseEvent, json_events};
 use super::{
     ChatBackend, ChatRequest, ChatResponse, Message, ModelError, Role, ToolCall, ToolChoice, Usage,
 };
@@ -27,22 +27,16 @@ pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 /// A Messages API backend. Cheap to share; the HTTP client pools connections.
 pub struct AnthropicBackend {
-    client: reqwest::Client,
-    endpoint: String,
-    api_key: Option<String>,
+    endpoint: Endpoint,
     model: String,
-    timeout: Duration,
     prices: Prices,
 }
 
 impl fmt::Debug for AnthropicBackend {
     // By hand, so that the API key never reaches a log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AnthropicBackend")
-            .field("endpoint", &self.endpoint)
-            .field("model", &self.model)
-            .field("has_key", &self.api_key.is_some())
-            .field("timeout", &self.timeout)
+        self.endpoint
+            .debug(f, "AnthropicBackend", &self.model)
             .finish()
     }
 }
@@ -55,15 +49,15 @@ impl AnthropicBackend {
         model: impl Into<String>,
         timeout: Duration,
     ) -> Result<Self, ModelError> {
-        let base = base_url.into().trim().trim_end_matches('/').to_string();
-        let endpoint = format!("{base}/v1/messages");
-        let url = parse_base(&endpoint)?;
         Ok(AnthropicBackend {
-            client: http_client(&url, timeout)?,
-            endpoint,
-            api_key: api_key.filter(|k| !k.trim().is_empty()),
+            endpoint: Endpoint::new(
+                base_url.into(),
+                "/v1/messages",
+                api_key,
+                Auth::Header("x-api-key"),
+                timeout,
+            )?,
             model: model.into(),
-            timeout,
             prices: Prices::default(),
         })
     }
@@ -100,7 +94,7 @@ impl AnthropicBackend {
     }
 
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        self.endpoint.url()
     }
 
     fn model_for<'a>(&'a self, req: &'a ChatRequest) -> &'a str {
@@ -173,27 +167,15 @@ impl AnthropicBackend {
     async fn call(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {
         let body = self.request_body(req)?;
         let started = Instant::now();
-        let mut http = self
-            .client
-            .post(&self.endpoint)
-            .header("anthropic-version", API_VERSION)
-            .json(&body);
-        if let Some(key) = &self.api_key {
-            http = http.header("x-api-key", key);
+        let answer = self
+            .endpoint
+            .post(&body, &[("anthropic-version", API_VERSION)])
+            .await?;
+        let mut out = match answer {
+            Answer::Json(v) => parse_message(&v),
+            Answer::Events(events) => assemble_stream(&events),
         }
-        let resp = http
-            .send()
-            .await
-            .map_err(|e| send_error(e, &self.endpoint, self.timeout))?;
-        if !resp.status().is_success() {
-            return Err(http_error(&self.endpoint, resp).await);
-        }
-        let mut out = match read_answer(resp, &self.endpoint, self.timeout).await? {
-            Answer::Json(v) => parse_message(&v).map_err(|e| locate(e, &self.endpoint))?,
-            Answer::Events(events) => {
-                assemble_stream(&events).map_err(|e| locate(e, &self.endpoint))?
-            }
-        };
+        .map_err(|e| self.endpoint.locate(e))?;
         out.usage.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         out.usage.calls = 1;
         out.usage.cost_usd = self
@@ -418,17 +400,8 @@ fn assemble_stream(events: &[SseEvent]) -> Result<ChatResponse, ModelError> {
     let mut usage = RawUsage::default();
     let mut stop: Option<String> = None;
     let (mut started, mut stopped) = (false, false);
-    for ev in events {
-        let data = ev.data.trim();
-        if data.is_empty() {
-            continue;
-        }
-        let v: Value = serde_json::from_str(data).map_err(|e| {
-            ModelError::Malformed(format!(
-                "invalid JSON in the stream ({e}): {}",
-                clip(data, 200)
-            ))
-        })?;
+    for v in json_events(events, &[]) {
+        let v = v?;
         if let Some(err) = api_error(&v) {
             return Err(err);
         }

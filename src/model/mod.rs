@@ -6,11 +6,13 @@
 //! `agent::command`.
 
 pub mod anthropic;
+mod http;
 pub mod openai;
 pub mod prices;
 pub mod replay;
 pub mod retry;
 pub mod spec;
+mod sse;
 
 use std::time::Duration;
 

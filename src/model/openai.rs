@@ -1,41 +1,33 @@
 //! OpenAI-compatible Chat Completions backend: OpenAI itself, OpenRouter and the local servers
-//! (vLLM, llama.cpp, Ollama) that speak the same streamed protocol with small quirks.
-//!
-//! This file also holds the HTTP plumbing `anthropic.rs` shares: client construction, error
-//! mapping and a small SSE reader.
+//! (vLLM, llama.cpp, Ollama) that speak the same streamed protocol with small quirks. The HTTP
+//! and SSE plumbing it shares with `anthropic.rs` lives in `http.rs` and `sse.rs`.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use futures::future::BoxFuture;
-use reqwest::Url;
-use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::http::{Auth, Endpoint, env_nonempty, provider_http_error, required_key};
 use super::prices::Prices;
-use super::retry::parse_retry_after;
+use super::sse::{Answer, SseEvent, json_events};
 use super::{
     ChatBackend, ChatRequest, ChatResponse, Message, ModelError, Role, ToolCall, ToolChoice, Usage,
 };
 
+// Kept reachable here, where they were public before the plumbing moved.
+pub use super::http::{DEFAULT_TIMEOUT, is_loopback};
+
 /// Where requests go when `OPENAI_BASE_URL` is not set.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
-/// Generous, because a slow local model on two cores can take minutes for one answer.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
-/// How much of an error body is kept: enough to see the provider's message, not a whole page.
-const ERROR_BODY_LIMIT: usize = 2048;
 
 /// A Chat Completions backend. Cheap to share; the HTTP client pools connections.
 pub struct OpenAiBackend {
-    client: reqwest::Client,
-    endpoint: String,
-    api_key: Option<String>,
+    endpoint: Endpoint,
     model: String,
-    timeout: Duration,
     prices: Prices,
     /// OpenAI itself wants `max_completion_tokens` (its reasoning models reject `max_tokens`);
     /// other servers only know `max_tokens`.
@@ -49,11 +41,8 @@ pub struct OpenAiBackend {
 impl fmt::Debug for OpenAiBackend {
     // By hand, so that the API key never reaches a log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpenAiBackend")
-            .field("endpoint", &self.endpoint)
-            .field("model", &self.model)
-            .field("has_key", &self.api_key.is_some())
-            .field("timeout", &self.timeout)
+        self.endpoint
+            .debug(f, "OpenAiBackend", &self.model)
             .field("streaming", &self.streaming())
             .finish()
     }
@@ -68,16 +57,17 @@ impl OpenAiBackend {
         model: impl Into<String>,
         timeout: Duration,
     ) -> Result<Self, ModelError> {
-        let base = base_url.into().trim().trim_end_matches('/').to_string();
-        let endpoint = format!("{base}/chat/completions");
-        let url = parse_base(&endpoint)?;
-        let official = url.host_str() == Some("api.openai.com");
-        Ok(OpenAiBackend {
-            client: http_client(&url, timeout)?,
-            endpoint,
-            api_key: api_key.filter(|k| !k.trim().is_empty()),
-            model: model.into(),
+        let endpoint = Endpoint::new(
+            base_url.into(),
+            "/chat/completions",
+            api_key,
+            Auth::Bearer,
             timeout,
+        )?;
+        let official = endpoint.host() == Some("api.openai.com");
+        Ok(OpenAiBackend {
+            endpoint,
+            model: model.into(),
             prices: Prices::default(),
             official,
             streaming: AtomicBool::new(true),
@@ -134,7 +124,7 @@ impl OpenAiBackend {
     }
 
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        self.endpoint.url()
     }
 
     /// The JSON body sent for `req`: streamed with usage in the last chunk, unless streaming
@@ -196,36 +186,21 @@ impl OpenAiBackend {
     async fn call(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {
         let body = self.request_body(req)?;
         let started = Instant::now();
-        let mut http = self
-            .client
-            .post(&self.endpoint)
-            .header("X-Title", "nlah")
-            .json(&body);
-        if let Some(key) = &self.api_key {
-            http = http.bearer_auth(key);
-        }
-        let resp = http
-            .send()
-            .await
-            .map_err(|e| send_error(e, &self.endpoint, self.timeout))?;
-        if !resp.status().is_success() {
-            return Err(http_error(&self.endpoint, resp).await);
-        }
-        let (message, finish_reason, mut usage) =
-            match read_answer(resp, &self.endpoint, self.timeout).await? {
-                Answer::Json(v) => parse_completion(&v).map_err(|e| locate(e, &self.endpoint))?,
-                Answer::Events(events) => {
-                    let mut usage = None;
-                    let answer = assemble_stream(&events, &mut usage);
-                    // Also after a cut-short stream: llama-cpp-python cuts streams when another
-                    // request arrives, and whole answers are not cut.
-                    if usage.is_none() && matches!(answer, Ok(_) | Err(ModelError::Malformed(_))) {
-                        self.streaming.store(false, Ordering::Relaxed);
-                    }
-                    let (message, reason) = answer.map_err(|e| locate(e, &self.endpoint))?;
-                    (message, reason, usage.unwrap_or_default())
+        let answer = self.endpoint.post(&body, &[("X-Title", "nlah")]).await?;
+        let (message, finish_reason, mut usage) = match answer {
+            Answer::Json(v) => parse_completion(&v).map_err(|e| self.endpoint.locate(e))?,
+            Answer::Events(events) => {
+                let mut usage = None;
+                let answer = assemble_stream(&events, &mut usage);
+                // Also after a cut-short stream: llama-cpp-python cuts streams when another
+                // request arrives, and whole answers are not cut.
+                if usage.is_none() && matches!(answer, Ok(_) | Err(ModelError::Malformed(_))) {
+                    self.streaming.store(false, Ordering::Relaxed);
                 }
-            };
+                let (message, reason) = answer.map_err(|e| self.endpoint.locate(e))?;
+                (message, reason, usage.unwrap_or_default())
+            }
+        };
         usage.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         usage.calls = 1;
         usage.cost_usd = self.prices.cost(self.model_for(req), &usage).unwrap_or(0.0);
@@ -235,19 +210,6 @@ impl OpenAiBackend {
             finish_reason,
         })
     }
-}
-
-/// A key, unless the server is on this machine (local servers need none).
-pub(crate) fn required_key(
-    base: &str,
-    key: Option<String>,
-    var: &'static str,
-) -> Result<Option<String>, ModelError> {
-    let key = key.filter(|k| !k.trim().is_empty());
-    if key.is_none() && !is_loopback(base) {
-        return Err(ModelError::MissingKey { var });
-    }
-    Ok(key)
 }
 
 impl ChatBackend for OpenAiBackend {
@@ -505,17 +467,8 @@ fn assemble_stream(
     let mut last_index: Option<usize> = None;
     let mut reason: Option<String> = None;
     let mut saw_choice = false;
-    for ev in events {
-        let data = ev.data.trim();
-        if data.is_empty() || data == "[DONE]" {
-            continue;
-        }
-        let chunk: Value = serde_json::from_str(data).map_err(|e| {
-            ModelError::Malformed(format!(
-                "invalid JSON in the stream ({e}): {}",
-                clip(data, 200)
-            ))
-        })?;
+    for chunk in json_events(events, &["[DONE]"]) {
+        let chunk = chunk?;
         if let Some(err) = provider_error(&chunk) {
             return Err(err);
         }
@@ -594,328 +547,9 @@ fn provider_error(v: &Value) -> Option<ModelError> {
     Some(provider_http_error(err, status))
 }
 
-/// An error object a provider sent in a body (HTTP 200 or inside a stream), as the HTTP error it
-/// stands for: its message, or the whole object when it has none.
-pub(crate) fn provider_http_error(err: &Value, status: u16) -> ModelError {
-    let body = err["message"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| err.to_string());
-    ModelError::Http {
-        url: String::new(), // filled in by `locate`
-        status,
-        body: clip(&body, ERROR_BODY_LIMIT),
-        retry_after: None,
-    }
-}
-
-// ---- shared HTTP plumbing (also used by anthropic.rs) ----
-
-/// The variable's value, unless unset or blank.
-pub(crate) fn env_nonempty(var: &str) -> Option<String> {
-    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
-}
-
-pub(crate) fn parse_base(endpoint: &str) -> Result<Url, ModelError> {
-    let url = Url::parse(endpoint)
-        .map_err(|e| ModelError::Config(format!("`{endpoint}` is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(ModelError::Config(format!(
-            "`{endpoint}` is not an http(s) URL"
-        )));
-    }
-    Ok(url)
-}
-
-/// Whether a base URL points at this machine, where servers need no key.
-pub fn is_loopback(base: &str) -> bool {
-    let Ok(url) = Url::parse(base.trim()) else {
-        return false;
-    };
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        return ip.is_loopback();
-    }
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    host == "localhost" || host.ends_with(".localhost")
-}
-
-/// A client with the call timeout; loopback servers bypass any proxy from the environment.
-pub(crate) fn http_client(url: &Url, timeout: Duration) -> Result<reqwest::Client, ModelError> {
-    let mut builder = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(30)));
-    if is_loopback(url.as_str()) {
-        builder = builder.no_proxy();
-    }
-    builder
-        .build()
-        .map_err(|e| ModelError::Config(format!("cannot build an HTTP client: {}", chain(&e))))
-}
-
-/// An error and its causes, because reqwest's own message hides the useful part.
-pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let msg = c.to_string();
-        if !s.contains(&msg) {
-            s.push_str(": ");
-            s.push_str(&msg);
-        }
-        cur = c.source();
-    }
-    s
-}
-
-/// Names the endpoint in an error the body reported (the parsers do not know it).
-pub(crate) fn locate(e: ModelError, endpoint: &str) -> ModelError {
-    match e {
-        ModelError::Http {
-            url,
-            status,
-            body,
-            retry_after,
-        } if url.is_empty() => ModelError::Http {
-            url: endpoint.to_string(),
-            status,
-            body,
-            retry_after,
-        },
-        other => other,
-    }
-}
-
-/// A failure before any response arrived.
-pub(crate) fn send_error(e: reqwest::Error, url: &str, timeout: Duration) -> ModelError {
-    if e.is_timeout() {
-        ModelError::Timeout {
-            url: url.to_string(),
-            secs: timeout.as_secs(),
-        }
-    } else {
-        ModelError::Unreachable {
-            url: url.to_string(),
-            reason: chain(&e),
-        }
-    }
-}
-
-/// A failure while the body streamed in: the answer is cut short.
-pub(crate) fn body_error(e: reqwest::Error, url: &str, timeout: Duration) -> ModelError {
-    if e.is_timeout() {
-        ModelError::Timeout {
-            url: url.to_string(),
-            secs: timeout.as_secs(),
-        }
-    } else {
-        ModelError::Malformed(format!("the response from {url} broke off: {}", chain(&e)))
-    }
-}
-
-/// A non-2xx response, with the start of its body and any `Retry-After`.
-pub(crate) async fn http_error(url: &str, resp: reqwest::Response) -> ModelError {
-    let status = resp.status().as_u16();
-    let retry_after = parse_retry_after(resp.headers());
-    let body = resp.text().await.unwrap_or_default();
-    ModelError::Http {
-        url: url.to_string(),
-        status,
-        body: clip(body.trim(), ERROR_BODY_LIMIT),
-        retry_after,
-    }
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary.
-pub(crate) fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
-/// One server-sent event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SseEvent {
-    pub event: Option<String>,
-    pub data: String,
-}
-
-/// An incremental SSE reader: bytes in, complete events out, whatever the chunking.
-#[derive(Default)]
-pub(crate) struct SseReader {
-    buf: Vec<u8>,
-    event: Option<String>,
-    data: Option<String>,
-}
-
-impl SseReader {
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
-        self.buf.extend_from_slice(bytes);
-        let mut out = Vec::new();
-        let mut start = 0;
-        while let Some(pos) = self.buf[start..].iter().position(|b| *b == b'\n') {
-            let end = start + pos;
-            let line = String::from_utf8_lossy(&self.buf[start..end])
-                .trim_end_matches('\r')
-                .to_string();
-            start = end + 1;
-            if let Some(ev) = self.line(&line) {
-                out.push(ev);
-            }
-        }
-        self.buf.drain(..start);
-        out
-    }
-
-    /// The event still pending when the body ends without a final blank line.
-    pub fn finish(&mut self) -> Option<SseEvent> {
-        let rest = std::mem::take(&mut self.buf);
-        let line = String::from_utf8_lossy(&rest)
-            .trim_end_matches('\r')
-            .to_string();
-        let ev = if line.is_empty() {
-            None
-        } else {
-            self.line(&line)
-        };
-        ev.or_else(|| self.line(""))
-    }
-
-    fn line(&mut self, line: &str) -> Option<SseEvent> {
-        if line.is_empty() {
-            let event = self.event.take();
-            return self.data.take().map(|data| SseEvent { event, data });
-        }
-        if line.starts_with(':') {
-            return None; // a comment (OpenRouter's keep-alives)
-        }
-        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        match field {
-            "data" => match &mut self.data {
-                Some(d) => {
-                    d.push('\n');
-                    d.push_str(value);
-                }
-                None => self.data = Some(value.to_string()),
-            },
-            "event" => self.event = Some(value.to_string()),
-            _ => {}
-        }
-        None
-    }
-}
-
-/// A response body: a whole JSON document, or the events of a stream.
-pub(crate) enum Answer {
-    Json(Value),
-    Events(Vec<SseEvent>),
-}
-
-/// Reads a successful body. Streams are expected, but a server may ignore `stream` and answer
-/// with plain JSON: the content type, or a body starting with `{`, tells.
-pub(crate) async fn read_answer(
-    resp: reqwest::Response,
-    url: &str,
-    timeout: Duration,
-) -> Result<Answer, ModelError> {
-    let declared = resp
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let mut json_mode = match (declared.contains("json"), declared.contains("event-stream")) {
-        (true, false) => Some(true),
-        (_, true) => Some(false),
-        _ => None,
-    };
-    let mut raw = Vec::new();
-    let mut sse = SseReader::default();
-    let mut events = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| body_error(e, url, timeout))?;
-        match json_mode {
-            Some(true) => raw.extend_from_slice(&chunk),
-            Some(false) => events.extend(sse.push(&chunk)),
-            None => {
-                raw.extend_from_slice(&chunk);
-                if let Some(first) = raw.iter().find(|b| !b.is_ascii_whitespace()) {
-                    let is_json = *first == b'{';
-                    json_mode = Some(is_json);
-                    if !is_json {
-                        events.extend(sse.push(&raw));
-                        raw.clear();
-                    }
-                }
-            }
-        }
-    }
-    if json_mode == Some(true) {
-        let v = serde_json::from_slice(&raw).map_err(|e| {
-            ModelError::Malformed(format!(
-                "invalid JSON from {url} ({e}): {}",
-                clip(&String::from_utf8_lossy(&raw), 200)
-            ))
-        })?;
-        return Ok(Answer::Json(v));
-    }
-    events.extend(sse.finish());
-    if events.is_empty() {
-        return Err(ModelError::Malformed(format!(
-            "{url} answered with an empty body"
-        )));
-    }
-    Ok(Answer::Events(events))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn data(events: &[SseEvent]) -> Vec<&str> {
-        events.iter().map(|e| e.data.as_str()).collect()
-    }
-
-    #[test]
-    fn sse_survives_any_chunking() {
-        let body = b"event: a\r\ndata: {\"x\":1}\r\n\r\n: keep-alive\n\ndata: one\ndata: two\n\ndata: [DONE]\n\n";
-        for split in 0..body.len() {
-            let mut r = SseReader::default();
-            let mut evs = r.push(&body[..split]);
-            evs.extend(r.push(&body[split..]));
-            evs.extend(r.finish());
-            assert_eq!(
-                data(&evs),
-                ["{\"x\":1}", "one\ntwo", "[DONE]"],
-                "split at {split}"
-            );
-            assert_eq!(evs[0].event.as_deref(), Some("a"));
-        }
-        let mut r = SseReader::default();
-        let mut evs = r.push(b"data: last");
-        evs.extend(r.finish());
-        assert_eq!(data(&evs), ["last"]);
-    }
-
-    #[test]
-    fn loopback_bases() {
-        assert!(is_loopback("http://127.0.0.1:8080/v1"));
-        assert!(is_loopback("http://localhost:11434/v1"));
-        assert!(is_loopback("http://[::1]:8000"));
-        assert!(!is_loopback("https://api.openai.com/v1"));
-        assert!(!is_loopback("https://openrouter.ai/api/v1"));
-        assert!(!is_loopback("not a url"));
-    }
 
     #[test]
     fn tool_calls_without_index_or_id() {
@@ -944,11 +578,5 @@ mod tests {
                 arguments: "{\"x\":1}".into()
             }
         );
-    }
-
-    #[test]
-    fn clip_respects_char_boundaries() {
-        assert_eq!(clip("héllo", 2), "h…");
-        assert_eq!(clip("abc", 5), "abc");
     }
 }

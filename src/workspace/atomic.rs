@@ -36,6 +36,17 @@ pub fn write_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     replace(path, bytes, Some(mode), false)
 }
 
+/// Like [`write`], the file keeping the permissions of the file it replaces (a new file gets
+/// 0644, as a program writing it in place would give it): for files someone else owns the mode
+/// of, such as a child's edits to a script.
+pub fn write_keeping_mode(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644);
+    in_folder(path, || replace(path, bytes, Some(mode), false))
+}
+
 fn folder(path: &Path) -> &Path {
     path.parent().unwrap_or(Path::new("."))
 }
@@ -79,5 +90,21 @@ mod tests {
         let mode = std::fs::metadata(&p).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o444);
         assert!(super::write_mode(&dir.path().join("no/such/folder"), b"x", 0o644).is_err());
+    }
+
+    #[test]
+    fn keeps_the_mode_of_the_file_it_replaces() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let fresh = dir.path().join("new/file.txt");
+        super::write_keeping_mode(&fresh, b"x").unwrap();
+        assert_eq!(mode(&fresh), 0o644);
+        let script = dir.path().join("run.sh");
+        std::fs::write(&script, b"old").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        super::write_keeping_mode(&script, b"new").unwrap();
+        assert_eq!(mode(&script), 0o755);
+        assert_eq!(std::fs::read(&script).unwrap(), b"new");
     }
 }

@@ -1,6 +1,8 @@
 //! Deterministic extraction: what a code harness says, read with real parsers (tree-sitter for
-//! Python, the YAML parser for agent configs), before any model sees it.
+//! Python and TypeScript, whose control flow `control.rs` reads for both; the YAML parser for
+//! agent configs), before any model sees it.
 
+mod control;
 mod python;
 mod typescript;
 mod yaml;

@@ -4,7 +4,7 @@ use serde_json::{Map, Value, json};
 use tree_sitter::Node;
 
 use super::{
-    Control, Extraction, Loc, Prompt, Tool, Verifier, is_stage_name, is_test_command,
+    Control, Extraction, Loc, Prompt, Tool, Verifier, control, is_stage_name, is_test_command,
     is_tool_list_name, is_verifier_name, limit_kind, node_loc, node_text, parse,
 };
 
@@ -205,7 +205,11 @@ impl Walker<'_> {
     }
 
     fn visit(&mut self, n: Node, func: Option<&str>, in_loop: bool, depth: usize) {
+        let is_loop =
+            control::PYTHON.read(n, self.src, self.rel, func, in_loop, &mut self.ex.control);
         match n.kind() {
+            // A loop's children are inside it.
+            _ if is_loop => {}
             "import_statement" | "import_from_statement" if func.is_none() => {
                 let t = self.text(n).to_string();
                 self.prelude.push(t);
@@ -271,67 +275,12 @@ impl Walker<'_> {
                     }
                 }
             }
-            "while_statement" | "for_statement" if func.is_some() => {
-                let head = self.text(n).lines().next().unwrap_or("").trim().to_string();
-                let at = self.loc(n);
-                self.ex.control.push(Control {
-                    kind: "loop".into(),
-                    name: func.unwrap_or_default().to_string(),
-                    detail: head,
-                    at,
-                });
-                let mut c = n.walk();
-                let kids: Vec<Node> = n.children(&mut c).collect();
-                for ch in kids {
-                    self.visit(ch, func, true, depth + 1);
-                }
-                return;
-            }
-            "try_statement" if in_loop => {
-                let at = self.loc(n);
-                let handlers: Vec<String> = {
-                    let mut c = n.walk();
-                    n.named_children(&mut c)
-                        .filter(|ch| ch.kind() == "except_clause")
-                        .map(|ch| {
-                            self.text(ch)
-                                .lines()
-                                .next()
-                                .unwrap_or("")
-                                .trim()
-                                .to_string()
-                        })
-                        .collect()
-                };
-                self.ex.control.push(Control {
-                    kind: "retry".into(),
-                    name: func.unwrap_or_default().to_string(),
-                    detail: format!("try/except inside a loop ({})", handlers.join("; ")),
-                    at,
-                });
-            }
-            "if_statement" if in_loop => {
-                if let Some(body) = n.child_by_field_name("consequence") {
-                    let mut c = body.walk();
-                    let exits = body
-                        .named_children(&mut c)
-                        .any(|s| matches!(s.kind(), "break_statement" | "return_statement"));
-                    if exits {
-                        let cond = n
-                            .child_by_field_name("condition")
-                            .map(|c| self.text(c).to_string())
-                            .unwrap_or_default();
-                        let at = self.loc(n);
-                        self.ex.control.push(Control::loop_exit(func, &cond, at));
-                    }
-                }
-            }
             _ => {}
         }
         let mut c = n.walk();
         let kids: Vec<Node> = n.children(&mut c).collect();
         for ch in kids {
-            self.visit(ch, func, in_loop, depth + 1);
+            self.visit(ch, func, in_loop || is_loop, depth + 1);
         }
     }
 

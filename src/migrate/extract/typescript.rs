@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use tree_sitter::Node;
 
 use super::{
-    Control, Extraction, Loc, Prompt, Tool, Verifier, is_stage_name, is_test_command,
+    Control, Extraction, Loc, Prompt, Tool, Verifier, control, is_stage_name, is_test_command,
     is_tool_list_name, is_verifier_name, limit_kind, node_loc, node_text, parse, snake,
 };
 
@@ -133,7 +133,11 @@ impl Walker<'_> {
     }
 
     fn visit(&mut self, n: Node, func: Option<&str>, in_loop: bool) {
+        let is_loop =
+            control::TYPESCRIPT.read(n, self.src, self.rel, func, in_loop, &mut self.ex.control);
         match n.kind() {
+            // A loop's children are inside it.
+            _ if is_loop => {}
             "variable_declarator" => {
                 let name = n
                     .child_by_field_name("name")
@@ -210,53 +214,12 @@ impl Walker<'_> {
                 }
                 return;
             }
-            "for_statement" | "for_in_statement" | "while_statement" | "do_statement"
-                if func.is_some() =>
-            {
-                let head = self.text(n).lines().next().unwrap_or("").trim().to_string();
-                let at = self.loc(n);
-                self.ex.control.push(Control {
-                    kind: "loop".into(),
-                    name: func.unwrap_or_default().to_string(),
-                    detail: head,
-                    at,
-                });
-                let mut c = n.walk();
-                let kids: Vec<Node> = n.children(&mut c).collect();
-                for ch in kids {
-                    self.visit(ch, func, true);
-                }
-                return;
-            }
-            "try_statement" if in_loop => {
-                let at = self.loc(n);
-                self.ex.control.push(Control {
-                    kind: "retry".into(),
-                    name: func.unwrap_or_default().to_string(),
-                    detail: "try/catch inside a loop".into(),
-                    at,
-                });
-            }
-            "if_statement" if in_loop => {
-                let exits = n.child_by_field_name("consequence").is_some_and(|b| {
-                    let t = self.text(b);
-                    t.contains("break") || t.contains("return")
-                });
-                if exits {
-                    let cond = n
-                        .child_by_field_name("condition")
-                        .map(|c| self.text(c).to_string())
-                        .unwrap_or_default();
-                    let at = self.loc(n);
-                    self.ex.control.push(Control::loop_exit(func, &cond, at));
-                }
-            }
             _ => {}
         }
         let mut c = n.walk();
         let kids: Vec<Node> = n.children(&mut c).collect();
         for ch in kids {
-            self.visit(ch, func, in_loop);
+            self.visit(ch, func, in_loop || is_loop);
         }
     }
 
