@@ -30,8 +30,8 @@ use nlah::ablation::resume;
 use nlah::ablation::{Cell, MATRIX_SCHEMA, Matrix, Variant};
 use nlah::charter;
 use nlah::diag::Diags;
-use nlah::model::Usage;
-use nlah::workspace::record::{
+use nlah::record::Usage;
+use nlah::record::{
     HarnessRef, Metrics, Outcome, RunRecord, SCHEMA, StageMetrics, TaskRef, VerifierRecord,
 };
 use serde_json::{Value, json};
@@ -442,7 +442,7 @@ fn part2(dir: &Path) -> Res<()> {
         for c in m.cells.iter().skip(round).step_by(100) {
             let p = resume::run_json(&out, &c.id);
             let text = std::fs::read_to_string(&p)?;
-            nlah::workspace::atomic::write(&p, text.as_bytes())?;
+            nlah::atomic::write(&p, text.as_bytes())?;
         }
         let (s, _) = time(|| decide(&out))?;
         partial.push(s);

@@ -29,8 +29,9 @@ use nlah::diag::Diags;
 use nlah::engine::{self, RunOptions};
 use nlah::model::openai::OpenAiBackend;
 use nlah::model::{
-    ChatBackend, ChatRequest, ChatResponse, Message, ModelError, ModelSpec, Role, ToolCall, Usage,
+    ChatBackend, ChatRequest, ChatResponse, Message, ModelError, ModelSpec, Role, ToolCall,
 };
+use nlah::record::Usage;
 use serde_json::json;
 
 #[path = "support/mock_model.rs"]

@@ -5,6 +5,7 @@
 
 pub mod ablation;
 pub mod agent;
+pub mod atomic;
 pub mod charter;
 pub mod check;
 pub mod diag;
@@ -13,6 +14,7 @@ pub mod harness;
 pub mod inspect;
 pub mod migrate;
 pub mod model;
+pub mod record;
 pub mod report;
 pub mod sandbox;
 pub mod task;

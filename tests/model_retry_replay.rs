@@ -18,7 +18,8 @@ use nlah::model::openai::OpenAiBackend;
 use nlah::model::prices::Prices;
 use nlah::model::replay::{CassetteLine, Recorder, ReplayBackend};
 use nlah::model::retry::{RetryPolicy, with_retries};
-use nlah::model::{ChatBackend, ChatRequest, ChatResponse, Message, ModelError, Usage};
+use nlah::model::{ChatBackend, ChatRequest, ChatResponse, Message, ModelError};
+use nlah::record::Usage;
 
 // ---- a scripted OpenAI-style server ----
 

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use assert_cmd::Command;
 use nlah::ablation::Cell;
+use nlah::record::{Outcome, RunRecord};
 use nlah::report::{self, Format, Report, fmt, stats};
-use nlah::workspace::record::{Outcome, RunRecord};
 
 use build::Spend;
 

@@ -16,7 +16,7 @@ pub use super::error::AblationError;
 use super::matrix::MATRIX_FILE;
 use super::resume::run_json;
 use super::{Cell, CellResult, Matrix, matrix};
-use crate::workspace::record::{Outcome, RunRecord};
+use crate::record::{Outcome, RunRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub const INDEX_FILE: &str = "index.sqlite";
@@ -523,7 +523,7 @@ mod tests {
     use super::*;
     use crate::ablation::MATRIX_SCHEMA;
     use crate::ablation::matrix::{MatrixFile, Settings, write};
-    use crate::workspace::record::{HarnessRef, Metrics, SCHEMA, TaskRef};
+    use crate::record::{HarnessRef, Metrics, SCHEMA, TaskRef};
 
     fn cell(i: usize) -> Cell {
         Cell {
@@ -573,8 +573,7 @@ mod tests {
 
     fn put(out: &Path, c: &Cell, r: &RunRecord) {
         let p = run_json(out, &c.id);
-        crate::workspace::atomic::write(&p, serde_json::to_string_pretty(r).unwrap().as_bytes())
-            .unwrap();
+        crate::atomic::write(&p, serde_json::to_string_pretty(r).unwrap().as_bytes()).unwrap();
     }
 
     fn outcomes(out: &Path) -> Vec<Option<Outcome>> {

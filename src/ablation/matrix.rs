@@ -323,7 +323,7 @@ pub fn write(out: &Path, file: &MatrixFile) -> Result<(), AblationError> {
         path: path.clone(),
         source,
     })?;
-    crate::workspace::atomic::write(&path, &json).map_err(AblationError::io(&path))
+    crate::atomic::write(&path, &json).map_err(AblationError::io(&path))
 }
 
 /// Puts the matrix in `out`: a new folder gets it; a folder that already holds the same cells

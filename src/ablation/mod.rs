@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::workspace::record::RunRecord;
+use crate::record::RunRecord;
 
 pub const MATRIX_SCHEMA: &str = "nlah.matrix/1";
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::error::AblationError;
-use crate::workspace::record::Outcome;
+use crate::record::Outcome;
 
 pub const CELLS_DIR: &str = "cells";
 pub const RUN_JSON: &str = "run.json";

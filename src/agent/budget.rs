@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::model::Usage;
+use crate::record::Usage;
 
 /// The limits of one run; `None` is unlimited.
 #[derive(Debug, Clone, Default, PartialEq)]

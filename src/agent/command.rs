@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use crate::model::Usage;
+use crate::record::Usage;
 use crate::sandbox;
 
 pub struct CommandChild<'a> {

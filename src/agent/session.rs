@@ -15,8 +15,8 @@ use super::tools::{self, ToolContext, ToolOutput};
 use crate::model::retry::{self, RetryPolicy};
 use crate::model::{
     ChatBackend, ChatRequest, ChatResponse, Message, ModelError, ToolCall, ToolChoice, ToolSpec,
-    Usage,
 };
+use crate::record::Usage;
 
 /// Where modules plug into the loop. Every method defaults to doing nothing.
 pub trait Hooks: Send + Sync {

@@ -18,7 +18,7 @@ use nlah::ablation::{Cell, Matrix};
 use nlah::charter::{self, Charter};
 use nlah::diag::Diags;
 use nlah::harness::compose::sha256_hex;
-use nlah::model::Usage;
+use nlah::record::Usage;
 
 use super::{exit, output, resolve_harness, run::load_charter};
 

@@ -10,9 +10,10 @@ use nlah::charter::{self, Charter};
 use nlah::diag::Diags;
 use nlah::engine::{self, EngineError, RunOptions};
 use nlah::harness::Toggles;
-use nlah::model::{ModelSpec, ToolChoice, Usage};
-use nlah::workspace::record::{Outcome, RunRecord};
-use nlah::workspace::{Event, EventKind};
+use nlah::model::{ModelSpec, ToolChoice};
+use nlah::record::Usage;
+use nlah::record::{Event, EventKind};
+use nlah::record::{Outcome, RunRecord};
 
 use super::{exit, output, resolve_harness};
 

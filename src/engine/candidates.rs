@@ -11,8 +11,9 @@ use super::Run;
 use super::child::{self, Kind, Report, Request};
 use super::stage::{self, Judged};
 use crate::harness::model::{Selection, Stage};
-use crate::model::Usage;
-use crate::workspace::{EventKind, WorkspaceError, commit_all};
+use crate::record::EventKind;
+use crate::record::Usage;
+use crate::workspace::{WorkspaceError, commit_all};
 
 /// Entries of a workspace root that belong to the run, not to a candidate's work.
 const RUN_OWNED: [&str; 6] = [

@@ -12,8 +12,9 @@ use crate::agent::session::{self, End, NoHooks, Observer, Session, SessionSpec, 
 use crate::agent::tools::{self, ToolContext, ToolOutput};
 use crate::harness::model::{GateKind, Role, Stage};
 use crate::model::retry::RetryNote;
-use crate::model::{ChatResponse, ModelSpec, ToolCall, Usage};
-use crate::workspace::{EventKind, WorkspaceError};
+use crate::model::{ChatResponse, ModelSpec, ToolCall};
+use crate::record::{ChildStatus, EventKind, Usage};
+use crate::workspace::WorkspaceError;
 
 /// What a child is for.
 pub enum Kind<'a> {
@@ -244,11 +245,9 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<Report, WorkspaceError> 
     })?;
     let text = task_text(run, &req);
     let task_file = dir.join("TASK.md");
-    crate::workspace::atomic::write(&task_file, text.as_bytes()).map_err(|source| {
-        WorkspaceError::Io {
-            path: task_file.clone(),
-            source,
-        }
+    crate::atomic::write(&task_file, text.as_bytes()).map_err(|source| WorkspaceError::Io {
+        path: task_file.clone(),
+        source,
     })?;
     let spec = req
         .role
@@ -417,14 +416,10 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<Report, WorkspaceError> 
         report.response = text;
     }
     run.add_usage(req.parent, &report.usage, report.tool_calls);
-    let status = if report.has_response {
-        report
-            .head
-            .status
-            .clone()
-            .unwrap_or_else(|| "unknown".into())
-    } else {
-        "no-response".into()
+    let status = match (report.has_response, &report.head.status) {
+        (false, _) => ChildStatus::NoResponse,
+        (true, None) => ChildStatus::Unknown,
+        (true, Some(s)) => ChildStatus::from(s.clone()),
     };
     run.emit(EventKind::ChildFinished {
         child: req.id.clone(),

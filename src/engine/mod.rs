@@ -21,20 +21,22 @@ use crate::charter::Charter;
 use crate::diag::Diagnostic;
 use crate::harness::{self, Composed, Harness, Toggles};
 use crate::model::retry::RetryPolicy;
-use crate::model::{ChatBackend, ModelSpec, ToolChoice, Usage};
+use crate::model::{ChatBackend, ModelSpec, ToolChoice};
+use crate::record::EventKind;
+use crate::record::Usage;
+use crate::record::{
+    HarnessRef, Metrics, Outcome, RunRecord, SCHEMA, StageMetrics, TaskRef, VerifierRecord,
+};
 use crate::sandbox::{self, Confinement};
 use crate::task::{self, Task};
 use crate::workspace::history::now;
-use crate::workspace::record::{
-    HarnessRef, Metrics, Outcome, RunRecord, SCHEMA, StageMetrics, TaskRef, VerifierRecord,
-};
-use crate::workspace::{EventKind, Workspace, WorkspaceError};
+use crate::workspace::{Workspace, WorkspaceError};
 use backends::Backends;
 pub use backends::HttpBackends;
 use flow::{Flow, Next};
 
 /// Receives every event as it is recorded (the CLI renders progress from them).
-pub type Observer = Arc<dyn Fn(&crate::workspace::Event) + Send + Sync>;
+pub type Observer = Arc<dyn Fn(&crate::record::Event) + Send + Sync>;
 
 /// Everything `nlah run` can be told.
 #[derive(Clone)]
@@ -475,7 +477,7 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
     record.metrics.wall_ms = started.elapsed().as_millis() as u64;
     record.finished = Some(now());
     run.emit(EventKind::RunFinished {
-        outcome: record.outcome.as_str().into(),
+        outcome: record.outcome,
         usage: record.metrics.total,
     });
     // The last writes wait for the disk (fsync): off the async workers, which other runs share.

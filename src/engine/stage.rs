@@ -9,8 +9,9 @@ use super::gates::{self, GateEnv};
 use super::{Run, candidates};
 use crate::agent::budget::Exhausted;
 use crate::harness::model::{GateKind, Stage};
-use crate::model::Usage;
-use crate::workspace::{EventKind, WorkspaceError};
+use crate::record::EventKind;
+use crate::record::Usage;
+use crate::workspace::WorkspaceError;
 
 #[derive(Debug, Default)]
 pub struct StageOutcome {

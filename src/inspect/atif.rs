@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ChildInfo, InspectError, RunDir, describe, io};
-use crate::model::Usage;
-use crate::workspace::history::EventKind;
+use crate::record::EventKind;
+use crate::record::Usage;
 
 pub const SCHEMA_VERSION: &str = "ATIF-v1.6";
 
@@ -192,7 +192,7 @@ fn write_json(path: &Path, t: &Trajectory) -> Result<(), InspectError> {
         message: e.to_string(),
     })?;
     text.push('\n');
-    crate::workspace::atomic::write(path, text.as_bytes()).map_err(io(path))
+    crate::atomic::write(path, text.as_bytes()).map_err(io(path))
 }
 
 fn agent(model: Option<String>, extra: Option<Value>) -> Agent {

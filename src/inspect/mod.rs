@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, FixedOffset};
 
-use crate::model::Usage;
-use crate::workspace::history::{self, Event, EventKind};
-use crate::workspace::record::RunRecord;
+use crate::record::RunRecord;
+use crate::record::Usage;
+use crate::record::{Event, EventKind};
+use crate::workspace::history;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
@@ -153,7 +154,7 @@ impl RunDir {
                         .find(|c| &c.id == child && c.finished_seq.is_none())
                     {
                         c.finished_seq = Some(e.seq);
-                        c.status = Some(status.clone());
+                        c.status = Some(status.to_string());
                         c.reason = Some(reason.clone());
                         c.usage = *usage;
                         c.tool_calls = *tool_calls;

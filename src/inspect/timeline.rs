@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{RunDir, describe, short};
-use crate::model::Usage;
-use crate::workspace::history::EventKind;
+use crate::record::{ChildStatus, EventKind, Outcome, Usage};
 
 /// How an entry reads at a glance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -134,7 +133,7 @@ pub fn build(run: &RunDir, opts: Options) -> Timeline {
             }
             EventKind::ChildFinished { status, .. } => (
                 1,
-                if status == "done" {
+                if *status == ChildStatus::Done {
                     Mark::Pass
                 } else {
                     Mark::Fail
@@ -155,7 +154,7 @@ pub fn build(run: &RunDir, opts: Options) -> Timeline {
             EventKind::Error { .. } => (0, Mark::Fail),
             EventKind::RunFinished { outcome, .. } => (
                 0,
-                if outcome == "passed" {
+                if *outcome == Outcome::Passed {
                     Mark::Pass
                 } else {
                     Mark::Fail
@@ -235,7 +234,7 @@ fn header(run: &RunDir) -> Header {
         _ => None,
     });
     let finished = run.events.iter().rev().find_map(|e| match &e.kind {
-        EventKind::RunFinished { outcome, .. } => Some(outcome.clone()),
+        EventKind::RunFinished { outcome, .. } => Some(outcome.as_str().to_string()),
         _ => None,
     });
     match (&run.record, started) {

@@ -15,8 +15,9 @@ use super::http::{
 use super::prices::Prices;
 use super::sse::{Answer, SseEvent, json_events};
 use super::{
-    ChatBackend, ChatRequest, ChatResponse, Message, ModelError, Role, ToolCall, ToolChoice, Usage,
+    ChatBackend, ChatRequest, ChatResponse, Message, ModelError, Role, ToolCall, ToolChoice,
 };
+use crate::record::Usage;
 
 /// Where requests go when `ANTHROPIC_BASE_URL` is not set.
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";

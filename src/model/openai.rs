@@ -15,8 +15,9 @@ use super::http::{Auth, Endpoint, env_nonempty, provider_http_error, required_ke
 use super::prices::Prices;
 use super::sse::{Answer, SseEvent, json_events};
 use super::{
-    ChatBackend, ChatRequest, ChatResponse, Message, ModelError, Role, ToolCall, ToolChoice, Usage,
+    ChatBackend, ChatRequest, ChatResponse, Message, ModelError, Role, ToolCall, ToolChoice,
 };
+use crate::record::Usage;
 
 // Kept reachable here, where they were public before the plumbing moved.
 pub use super::http::{DEFAULT_TIMEOUT, is_loopback};

@@ -13,7 +13,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{ModelError, Usage};
+use super::ModelError;
+use crate::record::Usage;
 
 /// The environment variable naming a price override file.
 pub const PRICES_ENV: &str = "NLAH_PRICES";

@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::ablation::matrix::{MATRIX_FILE, read_matrix};
 use crate::ablation::resume::run_json;
 use crate::ablation::{CellResult, Matrix, index};
-use crate::workspace::record::RunRecord;
+use crate::record::RunRecord;
 
 use super::{Report, ReportError};
 

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ablation::index::Summary;
 use crate::ablation::{Cell, CellResult, Matrix};
-use crate::workspace::record::Outcome;
+use crate::record::Outcome;
 
 pub use load::{load, load_files, report};
 pub use stats::Estimate;

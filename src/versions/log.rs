@@ -13,7 +13,7 @@ use super::files::exact_toggles;
 use super::notes::{self, NoteLine};
 use super::{VersionsError, gitread};
 use crate::harness::Toggles;
-use crate::workspace::record::RunRecord;
+use crate::record::RunRecord;
 
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {

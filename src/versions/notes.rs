@@ -5,7 +5,7 @@
 use git2::{Oid, Repository, Signature};
 use serde::{Deserialize, Serialize};
 
-use crate::workspace::record::RunRecord;
+use crate::record::RunRecord;
 
 pub const NOTES_REF: &str = "refs/notes/nlah";
 

@@ -9,8 +9,8 @@ use walkdir::WalkDir;
 
 use crate::harness::compose::sha256_hex;
 use crate::inspect::{self, InspectError, RunDir};
-use crate::model::Usage;
-use crate::workspace::history::{Event, EventKind};
+use crate::record::Usage;
+use crate::record::{Event, EventKind};
 
 /// One run, summarised.
 #[derive(Debug, Clone, Serialize)]

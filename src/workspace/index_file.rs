@@ -62,5 +62,5 @@ pub fn write(path: &Path, mut entries: Vec<Entry>) -> Result<(), WorkspaceError>
     let checksum: [u8; 20] = Sha1::digest(&out).into();
     out.extend_from_slice(&checksum);
     // As git leaves it under the usual umask.
-    super::atomic::write_mode(path, &out, 0o644).map_err(io(path))
+    crate::atomic::write_mode(path, &out, 0o644).map_err(io(path))
 }

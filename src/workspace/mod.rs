@@ -4,14 +4,12 @@
 //! files), `scripts/` (the harness's scripts), `artifacts/`, `children/<id>/`,
 //! `history/events.jsonl`, `run.json`.
 
-pub mod atomic;
 mod folder;
 pub mod git_dirs;
 pub mod history;
 pub mod ignore_rules;
 pub mod index_file;
 pub mod objects;
-pub mod record;
 pub mod refs;
 pub mod snapshot;
 
@@ -20,8 +18,10 @@ use std::sync::Mutex;
 
 use git2::Repository;
 
+use crate::atomic;
+use crate::record::{Event, EventKind};
 use git_dirs::GitDirs;
-pub use history::{Event, EventKind, EventLog};
+pub use history::EventLog;
 use snapshot::Snapshot;
 
 #[derive(Debug, thiserror::Error)]

@@ -321,7 +321,7 @@ fn pack_index(entries: &[Entry], offsets: &[u64], pack_checksum: &[u8; 20]) -> V
 /// makes its packs.
 fn persist(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), WorkspaceError> {
     let path = dir.join(name);
-    super::atomic::write_mode(&path, bytes, 0o444).map_err(io(&path))
+    crate::atomic::write_mode(&path, bytes, 0o444).map_err(io(&path))
 }
 
 fn mode_text(mode: FileMode) -> &'static str {

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::{CellRun, Event, Runner, Sink, run_cell};
 use crate::ablation::Cell;
 use crate::ablation::error::AblationError;
-use crate::workspace::record::Outcome;
+use crate::record::Outcome;
 
 /// How the pool runs.
 #[derive(Debug, Clone, Copy)]

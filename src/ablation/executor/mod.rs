@@ -16,10 +16,11 @@ use super::resume::{self, CellState};
 use super::{Cell, Matrix, Variant};
 use crate::charter::Charter;
 use crate::engine::{self, Built, HttpBackends, Observer, RunOptions};
-use crate::model::{ChatBackend, ModelSpec, Usage};
+use crate::model::{ChatBackend, ModelSpec};
+use crate::record::EventKind;
+use crate::record::Usage;
+use crate::record::{Outcome, RunRecord};
 use crate::task;
-use crate::workspace::EventKind;
-use crate::workspace::record::{Outcome, RunRecord};
 
 /// What executors tell the CLI while cells run.
 #[derive(Debug, Clone)]
@@ -184,7 +185,7 @@ impl Runner {
         o.chat_backend = self.chat_backend.clone();
         let sink = sink.clone();
         let index = cell.index;
-        let observer: Observer = Arc::new(move |e: &crate::workspace::Event| {
+        let observer: Observer = Arc::new(move |e: &crate::record::Event| {
             if let EventKind::ModelCall { usage, .. } = &e.kind {
                 sink(&Event::ModelCall {
                     index,

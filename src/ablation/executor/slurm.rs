@@ -19,7 +19,7 @@ use crate::ablation::error::AblationError;
 use crate::ablation::index::Summary;
 use crate::ablation::resume::{self, is_result};
 use crate::ablation::{Cell, Matrix};
-use crate::workspace::record::{Outcome, RunRecord};
+use crate::record::{Outcome, RunRecord};
 
 pub const SLURM_DIR: &str = "slurm";
 const JOBS_FILE: &str = "jobs.json";
@@ -161,7 +161,7 @@ fn save_jobs(out: &Path, jobs: &[Job]) -> Result<(), AblationError> {
         path: p.clone(),
         source,
     })?;
-    crate::workspace::atomic::write(&p, &json).map_err(AblationError::io(&p))
+    crate::atomic::write(&p, &json).map_err(AblationError::io(&p))
 }
 
 /// Whether a job still has tasks queued or running. `None`: squeue could not say.
@@ -261,7 +261,7 @@ fn write_cells_txt(out: &Path, matrix: &Matrix) -> Result<(), AblationError> {
         text.push_str(&c.id);
         text.push('\n');
     }
-    crate::workspace::atomic::write(&p, text.as_bytes()).map_err(AblationError::io(&p))
+    crate::atomic::write(&p, text.as_bytes()).map_err(AblationError::io(&p))
 }
 
 /// Submits the pending cells and waits for them, reporting progress from their run.json files.
@@ -308,7 +308,7 @@ pub async fn run(
     let log = dir.join("%A_%a.log");
     for (offset, ids) in chunks(&indexes, max) {
         let path = dir.join(format!("array-{offset}.sh"));
-        crate::workspace::atomic::write(&path, script(&opts.exe, out, offset).as_bytes())
+        crate::atomic::write(&path, script(&opts.exe, out, offset).as_bytes())
             .map_err(AblationError::io(&path))?;
         let array = format!("{}%{}", array_spec(&ids), opts.concurrency.max(1));
         let mut args = vec![

@@ -3,7 +3,7 @@
 use super::read::read_bytes;
 use super::write::count_lines;
 use super::{ToolContext, ToolOutput};
-use crate::workspace::atomic;
+use crate::atomic;
 
 fn plural(n: usize, word: &str) -> String {
     if n == 1 {

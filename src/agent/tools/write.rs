@@ -1,7 +1,7 @@
 //! The `write` tool: a whole file created or replaced.
 
 use super::{ToolContext, ToolOutput};
-use crate::workspace::atomic;
+use crate::atomic;
 
 pub(super) fn count_lines(s: &str) -> usize {
     s.lines().count()

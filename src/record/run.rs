@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Usage;
+use super::Usage;
 
 pub const SCHEMA: &str = "nlah.run/1";
 
@@ -27,6 +27,12 @@ impl Outcome {
             Outcome::Error => "error",
             Outcome::Running => "running",
         }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -1,0 +1,204 @@
+//! The events of `history/events.jsonl`: everything that happened in a run, in order.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Outcome, Usage};
+
+/// One thing that happened, with when and (for model work) what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the log, from 1.
+    pub seq: u64,
+    /// RFC 3339 time, millisecond precision.
+    pub t: String,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// How a child ended: the `status:` of its RESPONSE.md (the charter's `done`, `failed`,
+/// `blocked`), or what the runtime saw instead. Recorded as the word itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum ChildStatus {
+    Done,
+    Failed,
+    Blocked,
+    /// The child wrote no RESPONSE.md.
+    NoResponse,
+    /// RESPONSE.md has no `status:` line.
+    Unknown,
+    /// A status outside the charter's words, kept as the child wrote it.
+    Other(String),
+}
+
+impl ChildStatus {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ChildStatus::Done => "done",
+            ChildStatus::Failed => "failed",
+            ChildStatus::Blocked => "blocked",
+            ChildStatus::NoResponse => "no-response",
+            ChildStatus::Unknown => "unknown",
+            ChildStatus::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for ChildStatus {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "done" => ChildStatus::Done,
+            "failed" => ChildStatus::Failed,
+            "blocked" => ChildStatus::Blocked,
+            "no-response" => ChildStatus::NoResponse,
+            "unknown" => ChildStatus::Unknown,
+            _ => ChildStatus::Other(s),
+        }
+    }
+}
+
+impl From<ChildStatus> for String {
+    fn from(s: ChildStatus) -> String {
+        match s {
+            ChildStatus::Other(s) => s,
+            other => other.as_str().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ChildStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum EventKind {
+    RunStarted {
+        run_id: String,
+        harness: String,
+        version: String,
+        modules: Vec<String>,
+        model: String,
+        seed: u64,
+        task: String,
+        sandbox: String,
+    },
+    StageStarted {
+        stage: String,
+        attempt: u32,
+    },
+    StageFinished {
+        stage: String,
+        attempt: u32,
+        passed: bool,
+        reason: String,
+        usage: Usage,
+    },
+    ChildStarted {
+        child: String,
+        stage: String,
+        role: String,
+        model: String,
+    },
+    ChildFinished {
+        child: String,
+        status: ChildStatus,
+        reason: String,
+        usage: Usage,
+        tool_calls: u64,
+    },
+    ModelCall {
+        child: String,
+        finish_reason: String,
+        tool_calls: u32,
+        usage: Usage,
+    },
+    ToolCall {
+        child: String,
+        tool: String,
+        ok: bool,
+        exit_code: Option<i32>,
+        duration_ms: u64,
+        summary: String,
+    },
+    GatePassed {
+        stage: String,
+        child: String,
+        gate: String,
+    },
+    GateFailed {
+        stage: String,
+        child: String,
+        gate: String,
+        reason: String,
+    },
+    BudgetHit {
+        budget: String,
+        limit: String,
+        used: String,
+    },
+    Retry {
+        child: String,
+        class: String,
+        attempt: u32,
+        delay_ms: u64,
+        error: String,
+    },
+    Transition {
+        from: String,
+        to: String,
+        reason: String,
+    },
+    CandidateSelected {
+        stage: String,
+        child: String,
+        reason: String,
+    },
+    OrchestratorChoice {
+        turn: u32,
+        choice: String,
+        accepted: bool,
+        reason: String,
+    },
+    Reflection {
+        stage: String,
+        path: String,
+        bytes: u64,
+    },
+    Error {
+        class: String,
+        message: String,
+    },
+    VerifierFinished {
+        passed: bool,
+        reward: Option<f64>,
+        exit_code: Option<i32>,
+        timed_out: bool,
+        duration_ms: u64,
+    },
+    RunFinished {
+        outcome: Outcome,
+        usage: Usage,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_status_is_recorded_as_its_word() {
+        for (status, word) in [
+            (ChildStatus::Done, "done"),
+            (ChildStatus::NoResponse, "no-response"),
+            (ChildStatus::Unknown, "unknown"),
+            (ChildStatus::Other("gave up".into()), "gave up"),
+        ] {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{word}\""));
+            assert_eq!(serde_json::from_str::<ChildStatus>(&json).unwrap(), status);
+        }
+    }
+}
