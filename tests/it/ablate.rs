@@ -87,8 +87,7 @@ fn attempts(out: &Path, id: &str) -> Vec<PathBuf> {
 async fn a_local_matrix_runs_every_cell_once_and_resumes_for_free() {
     let env = TestEnv::with_model(diligent).await;
     let model = env.model();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
+    let out = env.root().join("out");
 
     let o = output(ablate(&env, &out, &["--concurrency", "3"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
@@ -226,8 +225,7 @@ async fn a_local_matrix_runs_every_cell_once_and_resumes_for_free() {
 async fn the_cells_of_a_matrix_share_one_connection_to_their_model() {
     let env = TestEnv::with_model(diligent).await;
     let model = env.model();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
+    let out = env.root().join("out");
     let o = output(ablate(&env, &out, &["--concurrency", "1"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert_eq!(cell_ids(&out).len(), 8);
@@ -248,8 +246,7 @@ async fn the_cells_of_a_matrix_share_one_connection_to_their_model() {
 async fn run_cell_runs_exactly_one_cell() {
     let env = TestEnv::with_model(diligent).await;
     let model = env.model();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
+    let out = env.root().join("out");
     // A matrix whose cells are all left to run: the cost ceiling stops it at once.
     let o = output(ablate(&env, &out, &["--max-cost", "0"])).await;
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
@@ -291,8 +288,7 @@ async fn a_killed_matrix_resumes_without_losing_or_duplicating_a_result() {
         diligent(t)
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
+    let out = env.root().join("out");
     let mut cmd = ablate(&env, &out, &["--concurrency", "2"]);
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
@@ -372,9 +368,8 @@ async fn a_killed_matrix_resumes_without_losing_or_duplicating_a_result() {
 async fn the_cost_ceiling_stops_scheduling_and_says_so() {
     let env = TestEnv::with_model(diligent).await;
     let model = env.model();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let prices = dir.path().join("prices.toml");
+    let out = env.root().join("out");
+    let prices = env.root().join("prices.toml");
     std::fs::write(&prices, "[models.\"mock-1\"]\ninput = 1.0\noutput = 1.0\n").unwrap();
     let mut cmd = ablate(
         &env,
@@ -420,11 +415,10 @@ async fn the_cost_ceiling_stops_scheduling_and_says_so() {
 async fn designs_files_and_bad_input() {
     let env = TestEnv::with_model(diligent).await;
     let model = env.model();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
+    let out = env.root().join("out");
 
     // A design file with its own variants; its first variant is the baseline.
-    let design = dir.path().join("pair.toml");
+    let design = env.root().join("pair.toml");
     std::fs::write(
         &design,
         "[[variant]]\nname = \"both\"\nmodules = [\"reflect\", \"reviewer\"]\n\n[[variant]]\nname = \"reflect-only\"\nmodules = [\"reflect\"]\n",
@@ -469,7 +463,7 @@ async fn designs_files_and_bad_input() {
         "openai:mock-1",
         "--out",
     ])
-    .arg(dir.path().join("out2"));
+    .arg(env.root().join("out2"));
     let o = output(cmd).await;
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -477,7 +471,7 @@ async fn designs_files_and_bad_input() {
         err.contains("unknown module `reviewr`") && err.contains("reviewer"),
         "{err}"
     );
-    assert!(!dir.path().join("out2").join("matrix.json").exists());
+    assert!(!env.root().join("out2").join("matrix.json").exists());
     assert_eq!(model.served().calls, calls);
 
     // No model, no modules: usage errors too.
@@ -489,7 +483,7 @@ async fn designs_files_and_bad_input() {
     assert_eq!(output(cmd).await.status.code(), Some(2));
     let mut cmd = env.nlah();
     cmd.args(["ablate", "--resume", "--out"])
-        .arg(dir.path().join("none"));
+        .arg(env.root().join("none"));
     assert_eq!(output(cmd).await.status.code(), Some(2));
     assert_fsck_cells(&out);
 }
@@ -498,9 +492,8 @@ async fn designs_files_and_bad_input() {
 async fn a_variant_that_does_not_compose_stops_everything() {
     let env = TestEnv::with_model(diligent).await;
     let model = env.model();
-    let dir = tempfile::tempdir().unwrap();
     // A copy of mini whose reviewer module inserts a stage after one that does not exist.
-    let h = dir.path().join("broken");
+    let h = env.root().join("broken");
     copy_dir(Path::new(MINI), &h);
     let m = std::fs::read_to_string(h.join("modules/reviewer.md")).unwrap();
     std::fs::write(
@@ -519,7 +512,7 @@ async fn a_variant_that_does_not_compose_stops_everything() {
             "openai:mock-1",
             "--out",
         ])
-        .arg(dir.path().join("out"));
+        .arg(env.root().join("out"));
     let o = output(cmd).await;
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -546,10 +539,9 @@ fn copy_dir(from: &Path, to: &Path) {
 async fn a_matrix_is_not_resumed_on_a_changed_harness() {
     let env = TestEnv::with_model(diligent).await;
     let model = env.model();
-    let dir = tempfile::tempdir().unwrap();
-    let h = dir.path().join("mini");
+    let h = env.root().join("mini");
     copy_dir(Path::new(MINI), &h);
-    let out = dir.path().join("out");
+    let out = env.root().join("out");
     let mut cmd = env.nlah();
     cmd.arg("ablate")
         .arg(&h)
@@ -582,8 +574,7 @@ async fn ctrl_c_stops_cleanly_with_exit_130() {
         diligent(t)
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
+    let out = env.root().join("out");
     let mut cmd = ablate(&env, &out, &["--concurrency", "2"]);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();

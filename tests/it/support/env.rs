@@ -60,9 +60,9 @@ impl TestEnv {
         self.root.path()
     }
 
-    /// The `nlah` binary, run from the crate's root (fixture paths are relative to it), with
-    /// only `PATH`, `TMPDIR`, a private `HOME`, `NO_COLOR` and `OPENAI_BASE_URL` set: nothing
-    /// of the caller's keys, models, prices or settings reaches it.
+    /// The `nlah` binary, run from the crate's root (fixture paths are relative to it), with a
+    /// private `HOME`, `NO_COLOR` and `OPENAI_BASE_URL` set and little else: nothing of the
+    /// caller's keys, models, prices or settings reaches it.
     pub fn nlah(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nlah"));
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -70,7 +70,8 @@ impl TestEnv {
             .env("HOME", self.root().join("home"))
             .env("NO_COLOR", "1")
             .env("OPENAI_BASE_URL", &self.base_url);
-        for var in ["PATH", "TMPDIR"] {
+        // What finds programs and scratch space, and what debugging and coverage tools need.
+        for var in ["PATH", "TMPDIR", "RUST_BACKTRACE", "LLVM_PROFILE_FILE"] {
             if let Some(v) = std::env::var_os(var) {
                 cmd.env(var, v);
             }
