@@ -25,10 +25,29 @@ pub fn assert_fsck(repo: &Path) {
     );
     assert!(
         out.status.success() && !text.contains("warning") && !text.contains("error"),
-        "git fsck --strict in {}: {}\n{text}",
+        "git fsck --strict in {}: {}\n{text}\n.git holds:\n{}",
         repo.display(),
-        out.status
+        out.status,
+        listing(&repo.join(".git"))
     );
+}
+
+/// The files under `dir` with their sizes, one a line (at most 60), for a failure message.
+fn listing(dir: &Path) -> String {
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .take(60)
+        .map(|e| {
+            let rel = e.path().strip_prefix(dir).unwrap_or(e.path()).display();
+            match e.metadata() {
+                Ok(m) if m.is_file() => format!("  {rel} ({} bytes)", m.len()),
+                _ => format!("  {rel}/"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// [`assert_fsck`] on every cell folder of an ablation's output folder that holds a
