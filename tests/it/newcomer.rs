@@ -1,0 +1,125 @@
+//! What a new user trips on, tried as one would on a fresh clone: each mistake gets a clear
+//! message and the documented exit code, and nothing is left behind.
+
+use std::path::Path;
+
+use crate::support::{TestEnv, assert_fsck};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    TestEnv::new().run(args)
+}
+
+#[test]
+fn check_json_ends_with_a_summary_even_when_clean() {
+    let (code, stdout, _) = run(&["check", "--json", "harness-skills/basic"]);
+    assert_eq!(code, 0, "{stdout}");
+    let last: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a line")).expect("JSON");
+    assert_eq!(last["summary"]["skill_folders"], 1);
+    assert_eq!(last["summary"]["errors"], 0);
+    assert_eq!(last["summary"]["warnings"], 0);
+}
+
+#[test]
+fn check_of_a_folder_with_nothing_to_check_is_a_usage_error() {
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(&["check", empty.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("nothing to check"), "{stderr}");
+}
+
+#[test]
+fn the_migrated_examples_pass_strict_checks() {
+    for name in ["py-plan-act-verify", "ts-review-agent", "yaml-agent"] {
+        let dir = format!("examples/code-harnesses/{name}/migrated/{name}");
+        let (code, stdout, stderr) = run(&["check", "--strict", &dir]);
+        assert_eq!(code, 0, "{dir}: {stdout}{stderr}");
+    }
+}
+
+#[test]
+fn a_missing_cassette_is_a_usage_error_before_any_workspace_exists() {
+    let env = TestEnv::with_base_url("https://api.example.invalid/v1");
+    let cwd = tempfile::tempdir().unwrap();
+    let harness = root().join("harness-skills/basic");
+    let task = root().join("examples/tasks/hello-greeting");
+    let (code, _, stderr) = env.run_in(
+        cwd.path(),
+        &[
+            "run",
+            harness.to_str().unwrap(),
+            task.to_str().unwrap(),
+            "--model",
+            "replay:/nonexistent/cassette.jsonl",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("/nonexistent/cassette.jsonl"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(cwd.path()).unwrap().count(),
+        0,
+        "nothing created"
+    );
+}
+
+#[test]
+fn a_missing_api_key_is_a_usage_error_before_any_workspace_exists() {
+    let env = TestEnv::with_base_url("https://api.example.invalid/v1");
+    let cwd = tempfile::tempdir().unwrap();
+    let harness = root().join("harness-skills/basic");
+    let task = root().join("examples/tasks/hello-greeting");
+    let (code, _, stderr) = env.run_in(
+        cwd.path(),
+        &[
+            "run",
+            harness.to_str().unwrap(),
+            task.to_str().unwrap(),
+            "--model",
+            "openai:gpt-4.1-mini",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("OPENAI_API_KEY"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(cwd.path()).unwrap().count(),
+        0,
+        "nothing created"
+    );
+}
+
+#[test]
+fn the_run_summary_counts_one_child_in_the_singular() {
+    let env = TestEnv::new();
+    let cwd = tempfile::tempdir().unwrap();
+    let cassette = root().join("examples/cassettes/basic-hello-greeting.qwen2.5-coder-0.5b.jsonl");
+    let (_, stdout, stderr) = env.run_in(
+        cwd.path(),
+        &[
+            "run",
+            root().join("harness-skills/basic").to_str().unwrap(),
+            root()
+                .join("examples/tasks/hello-greeting")
+                .to_str()
+                .unwrap(),
+            "--model",
+            &format!("replay:{}", cassette.display()),
+            "--max-steps",
+            "5",
+            "--workspace",
+            "ws",
+        ],
+    );
+    assert!(stdout.contains(" 1 child, "), "{stdout}{stderr}");
+    assert_fsck(&cwd.path().join("ws"));
+}
+
+#[test]
+fn diff_of_a_folder_and_a_missing_path_says_no_such_folder() {
+    let (code, _, stderr) = run(&["diff", "/nonexistent", "harness-skills/swe"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("/nonexistent: no such folder"), "{stderr}");
+}

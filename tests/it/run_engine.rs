@@ -1,0 +1,96 @@
+//! `nlah run` end to end against a scripted model on a real loopback HTTP server: the
+//! workspace, its history and git story, usage accounting, gates, budgets and bad input.
+
+use crate::support::{Answer, TestEnv, Turn, diligent};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_basic_run_leaves_a_complete_workspace() {
+    let env = TestEnv::with_model(|t: &Turn| {
+        if t.turn == 0 {
+            return Answer::write("artifacts/result.txt", "42\n");
+        }
+        diligent(&Turn {
+            turn: t.turn - 1,
+            ..t.clone()
+        })
+    })
+    .await;
+    let ran = env
+        .nlah_run(&[
+            "harness-skills/basic",
+            "tests/fixtures/tasks/write-result",
+            "--model",
+            "openai:mock-1",
+        ])
+        .await;
+    assert_eq!(
+        ran.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        ran.stdout, ran.stderr
+    );
+    for f in [
+        "TASK.md",
+        "SKILL.md",
+        "RESPONSE.md",
+        "run.json",
+        "history/events.jsonl",
+        "children/execute-1/TASK.md",
+        "children/execute-1/RESPONSE.md",
+        "children/execute-1/transcript.jsonl",
+        "artifacts/result.txt",
+    ] {
+        assert!(ran.exists(f), "{f} missing");
+    }
+    let r = ran.record();
+    assert_eq!(r["outcome"], "passed");
+    assert_eq!(r["harness"]["name"], "basic");
+    assert_eq!(r["verifier"]["passed"], true);
+    // Every token the server reported is accounted, and nothing else.
+    let served = env.model().served();
+    assert_eq!(r["metrics"]["total"]["calls"], served.calls);
+    assert_eq!(r["metrics"]["total"]["input_tokens"], served.prompt_tokens);
+    assert_eq!(
+        r["metrics"]["total"]["output_tokens"],
+        served.completion_tokens
+    );
+    assert_eq!(
+        r["metrics"]["children"]["input_tokens"], served.prompt_tokens,
+        "basic has no runtime-owned calls"
+    );
+    // The story of the run, in git.
+    let story = ran.story();
+    assert!(story[0].starts_with("run started: basic "), "{story:?}");
+    assert!(
+        story
+            .iter()
+            .any(|s| s.starts_with("child execute-1 started"))
+    );
+    assert!(
+        story
+            .iter()
+            .any(|s| s.starts_with("stage execute attempt 1 passed"))
+    );
+    assert!(story.last().unwrap().starts_with("run finished: passed"));
+    let kinds: Vec<String> = ran
+        .events()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    for k in [
+        "run-started",
+        "stage-started",
+        "child-started",
+        "model-call",
+        "tool-call",
+        "child-finished",
+        "stage-finished",
+        "transition",
+        "verifier-finished",
+        "run-finished",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} event in {kinds:?}");
+    }
+    // The hidden tests never entered the workspace; no key reached it.
+    assert!(!ran.exists("tests"));
+    assert!(ran.stdout.contains("PASSED"), "{}", ran.stdout);
+}
