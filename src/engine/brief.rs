@@ -241,3 +241,20 @@ fn identity(req: &Request<'_>) -> String {
         stage = req.stage.name
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::without_fields;
+
+    #[test]
+    fn leading_fields_go_and_prose_stays() {
+        let body = "- role: executor\n- **reads:** `TASK.md`\n- gates:\n  - `a` exists\n  - `b` exists\n- on failure: stop\n\nDo the work.\n\n- then: a list item in prose stays\n";
+        assert_eq!(
+            without_fields(body),
+            "Do the work.\n\n- then: a list item in prose stays\n"
+        );
+        let prose = "- role-play the user: a prose item\n\nMore.";
+        assert_eq!(without_fields(prose), prose);
+        assert_eq!(without_fields("- tools: shell\n"), "");
+    }
+}
