@@ -122,7 +122,7 @@ fn render(t: &Timeline, color: bool) -> Vec<String> {
             s.attempts.to_string(),
             if s.passed { "yes" } else { "no" }.into(),
             s.usage.calls.to_string(),
-            thousands(s.usage.input_tokens),
+            input_tokens(&s.usage),
             thousands(s.usage.output_tokens),
             format!("${:.4}", s.usage.cost_usd),
             s.tool_calls.to_string(),
@@ -149,7 +149,7 @@ fn render(t: &Timeline, color: bool) -> Vec<String> {
             c.model.clone(),
             c.status.clone(),
             c.usage.calls.to_string(),
-            thousands(c.usage.input_tokens),
+            input_tokens(&c.usage),
             thousands(c.usage.output_tokens),
             format!("${:.4}", c.usage.cost_usd),
             if c.tools.is_empty() {
@@ -172,4 +172,17 @@ fn render(t: &Timeline, color: bool) -> Vec<String> {
         u.parent.calls
     ));
     out
+}
+
+/// Prompt tokens, with the share a provider's prompt cache served when it reported one.
+fn input_tokens(u: &nlah::record::Usage) -> String {
+    if u.cached_input_tokens == 0 {
+        thousands(u.input_tokens)
+    } else {
+        format!(
+            "{} ({} cached)",
+            thousands(u.input_tokens),
+            thousands(u.cached_input_tokens)
+        )
+    }
 }

@@ -131,69 +131,6 @@ impl Observer for Events<'_> {
     }
 }
 
-fn list(paths: &[String]) -> String {
-    paths
-        .iter()
-        .map(|p| format!("`{p}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The child's TASK.md: the charter, its role and stage, what will be checked, and the task.
-fn task_text(run: &Run, req: &Request<'_>) -> String {
-    let s = req.stage;
-    let mut t = format!(
-        "# Child task: {id}\n\nYou are a child agent of an nlah run, acting as the **{role}** role for stage `{stage}`. Your working directory is the run workspace. Your own folder is `children/{id}/`: write your report to `children/{id}/RESPONSE.md`.\n\n",
-        id = req.id,
-        role = req.role.name,
-        stage = s.name
-    );
-    t.push_str("# Runtime charter\n\n");
-    t.push_str(&run.charter);
-    t.push_str(&format!(
-        "\n# Your role: {}\n\n{}\n\n",
-        req.role.name, req.role.body
-    ));
-    match &req.kind {
-        Kind::Stage { reflection } => {
-            t.push_str(&format!("# Your stage: {}\n\n{}\n\n## What the runtime will check\n\n", s.name, s.body));
-            if !s.reads.is_empty() {
-                t.push_str(&format!("- Read first: {}\n", list(&s.reads)));
-            }
-            if !s.produces.is_empty() {
-                t.push_str(&format!("- You must produce (each must exist and be non-empty): {}\n", list(&s.produces)));
-            }
-            for g in &s.gates {
-                t.push_str(&format!("- Gate: {}\n", g.text));
-            }
-            t.push_str("- Your RESPONSE.md must begin with `status: done` (or `failed`/`blocked`).\n");
-            if verifier_roles(s).contains(&req.role.name.as_str()) {
-                t.push_str("- Your verdict is this stage's gate: after the status line, write `verdict: pass` or `verdict: fail`. You cannot see other children's folders: judge the work itself.\n");
-            }
-            t.push('\n');
-            if let Some(text) = reflection {
-                t.push_str(&format!("## What the previous attempt learned\n\n{text}\n\n"));
-            }
-        }
-        Kind::Verifier { stage, of } => t.push_str(&format!(
-            "# Your job: verify stage `{stage}`\n\nChild `{of}` did the work of stage `{stage}`. Judge the result in the workspace (the task's files in `repo/`, the outputs in `artifacts/`) against the task below and the stage's instructions:\n\n{}\n\nYou cannot see other children's transcripts: judge the work, not the story about it. Run what you need to run. Begin RESPONSE.md with `status: done` and then `verdict: pass` or `verdict: fail`, and explain your verdict with evidence.\n\n",
-            s.body
-        )),
-        Kind::Ranker { candidates } => t.push_str(&format!(
-            "# Your job: rank the candidates of stage `{}`\n\nSeveral children attempted this stage in parallel; these passed its gates:\n\n{candidates}\n\nCompare them against the task. Begin RESPONSE.md with `status: done` and then `ranking: <ids, best first>` (e.g. `ranking: c2, c1`), then say why.\n\n",
-            s.name
-        )),
-        Kind::Orchestrator { choices, story } => t.push_str(&format!(
-            "# Your job: choose what happens next\n\nThe run so far:\n\n{story}\n\nChoose the next stage among: {}, or `finish` to end the run. Begin RESPONSE.md with `status: done` and then `next: <stage>` (or `next: finish`), then say why in one paragraph.\n\n",
-            choices.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
-        )),
-    }
-    t.push_str("# The run's task\n\n");
-    t.push_str(run.task.instruction.trim());
-    t.push('\n');
-    t
-}
-
 /// What this child may see: history is never visible; verifiers see no other child's folder;
 /// State rules add hidden paths and per-role views.
 fn tool_context(run: &Run, req: &Request<'_>) -> ToolContext {
@@ -243,7 +180,8 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<Report, WorkspaceError> 
         path: dir.clone(),
         source,
     })?;
-    let text = task_text(run, &req);
+    let brief = super::brief::compose(run, &req);
+    let text = brief.task.clone();
     let task_file = dir.join("TASK.md");
     crate::atomic::write(&task_file, text.as_bytes()).map_err(|source| WorkspaceError::Io {
         path: task_file.clone(),
@@ -283,7 +221,7 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<Report, WorkspaceError> 
                 template,
                 workspace: req.root,
                 child_dir: &dir,
-                task_text: &text,
+                task_text: &brief.agent_cli_text(run.harness.contract.brief),
                 timeout: time_left,
                 pass_env: &run.opts.pass_env,
             };
@@ -316,7 +254,10 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<Report, WorkspaceError> 
             Ok(backend) => {
                 let ctx = tool_context(run, &req);
                 let allowed = req.role.tools.clone();
-                let builtin = tools::builtin_specs(allowed.as_deref());
+                let builtin = super::brief::tool_specs(
+                    run.harness.contract.brief,
+                    tools::builtin_specs(allowed.as_deref()),
+                );
                 let mut mcp = Vec::new();
                 for server in &run.harness.adapters.mcp_servers {
                     match McpClient::spawn(
@@ -342,7 +283,7 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<Report, WorkspaceError> 
                 let sspec = SessionSpec {
                     id: req.id.clone(),
                     model: model_name,
-                    system: run.composed.text.as_str().to_string(),
+                    system: brief.system.clone(),
                     task: text.clone(),
                     tool_choice: run.opts.tool_choice.clone(),
                     max_steps: run.opts.max_steps,

@@ -5,6 +5,7 @@
 //! and writes RESPONSE.md and run.json. Every state transition is one commit.
 
 pub mod backends;
+pub mod brief;
 pub mod candidates;
 pub mod child;
 pub mod flow;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use crate::agent::budget::{Limits, Meter};
 use crate::charter::Charter;
 use crate::diag::Diagnostic;
+use crate::harness::model::BriefForm;
 use crate::harness::{self, Composed, Harness, Toggles};
 use crate::model::retry::RetryPolicy;
 use crate::model::{ChatBackend, ModelSpec, ToolChoice};
@@ -303,6 +305,11 @@ pub fn prepare(opts: RunOptions) -> Result<Run, EngineError> {
     };
     ws.write("TASK.md", &task.instruction)?;
     ws.write("SKILL.md", composed.text.as_str())?;
+    let charter = opts.charter.render();
+    // The compact brief leaves the charter out and points children to this file instead.
+    if harness.contract.brief == BriefForm::Compact {
+        ws.write(brief::CHARTER_FILE, brief::charter_file(&charter))?;
+    }
     task::copy_files(&task, &ws.path("repo"))?;
     copy_scripts(&opts.harness.join("scripts"), &ws.path("scripts"))
         .map_err(io(&ws.path("scripts")))?;
@@ -320,7 +327,7 @@ pub fn prepare(opts: RunOptions) -> Result<Run, EngineError> {
     let enforcement = sandbox::probe();
     let harness_root = opts.harness.clone();
     Ok(Run {
-        charter: opts.charter.render(),
+        charter,
         backends: Backends::new(opts.record.clone(), opts.http.clone()),
         meter: Meter::new(limits),
         sandbox: enforcement.summary(),

@@ -48,6 +48,33 @@ pub struct Contract {
     /// Completion conditions in words, for the children.
     pub completion: Vec<String>,
     pub stop_rules: Vec<String>,
+    /// How much each child's first request carries (`brief: full | compact`).
+    pub brief: BriefForm,
+}
+
+/// What a child is given up front. `Full` is the NLAH paper's form: the composed `SKILL.md` as
+/// the system message and the whole runtime charter in the brief. `Compact` gives the child its
+/// role, its stage, what will be checked and the task, and points it to `SKILL.md` and
+/// `CHARTER.md` in the workspace, so that a small model's context holds it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BriefForm {
+    #[default]
+    Full,
+    Compact,
+}
+
+impl BriefForm {
+    /// The values a harness may write, as the diagnostics name them.
+    pub const ALLOWED: &'static str = "`full` or `compact`";
+
+    pub fn parse(value: &str) -> Option<BriefForm> {
+        match value.trim().trim_end_matches('.').to_lowercase().as_str() {
+            "full" => Some(BriefForm::Full),
+            "compact" => Some(BriefForm::Compact),
+            _ => None,
+        }
+    }
 }
 
 /// Limits the runtime enforces in code; `None` is unlimited.

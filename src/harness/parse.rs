@@ -303,7 +303,7 @@ impl Reader<'_> {
             .collect()
     }
 
-    const CONTRACT_KEYS: [&'static str; 10] = [
+    const CONTRACT_KEYS: [&'static str; 11] = [
         "inputs",
         "outputs",
         "tokens",
@@ -314,6 +314,7 @@ impl Reader<'_> {
         "child depth",
         "write",
         "network",
+        "brief",
     ];
 
     fn contract_fields(&mut self, range: Range<usize>, c: &mut Contract, sub: Option<&str>) {
@@ -384,6 +385,18 @@ impl Reader<'_> {
                     c.completion_gates.extend(gate);
                     Ok(())
                 }
+                // Accepted in any subsection, Budgets included: a module appends it anywhere.
+                "brief" => match BriefForm::parse(&f.value) {
+                    Some(form) => {
+                        c.brief = form;
+                        Ok(())
+                    }
+                    None => Err(format!(
+                        "`{}` is not a brief form; write {}",
+                        f.value.trim(),
+                        BriefForm::ALLOWED
+                    )),
+                },
                 _ => {
                     if sub == Some("budgets") {
                         Err(format!(
@@ -397,7 +410,9 @@ impl Reader<'_> {
                 }
             };
             if let Err(why) = res {
-                let code = if sub == Some("budgets") || Self::CONTRACT_KEYS[2..8].contains(&key) {
+                let code = if key != "brief"
+                    && (sub == Some("budgets") || Self::CONTRACT_KEYS[2..8].contains(&key))
+                {
                     "bad-budget"
                 } else {
                     "bad-contract"

@@ -346,12 +346,18 @@ struct Named<'a> {
     name: &'a str,
 }
 
-/// Usage as Chat Completions reports it.
-fn parse_usage(u: &Value) -> Usage {
+/// Usage as Chat Completions reports it in `v["usage"]`. Cached prompt tokens: OpenAI and newer
+/// llama.cpp servers say `prompt_tokens_details.cached_tokens`; older llama.cpp servers only
+/// `timings.cache_n` beside the usage.
+fn parse_usage(v: &Value) -> Usage {
     let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let u = &v["usage"];
+    let cached = u["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap_or_else(|| n(&v["timings"]["cache_n"]));
     Usage {
         input_tokens: n(&u["prompt_tokens"]),
-        cached_input_tokens: n(&u["prompt_tokens_details"]["cached_tokens"]),
+        cached_input_tokens: cached,
         output_tokens: n(&u["completion_tokens"]),
         reasoning_tokens: n(&u["completion_tokens_details"]["reasoning_tokens"]),
         ..Usage::default()
@@ -446,7 +452,7 @@ fn parse_completion(v: &Value) -> Result<(Message, String, Usage), ModelError> {
         .unwrap_or_default();
     let reason = choice["finish_reason"].as_str().map(str::to_string);
     let (message, reason) = finish(content_text(&msg["content"]), calls, reason);
-    Ok((message, reason, parse_usage(&v["usage"])))
+    Ok((message, reason, parse_usage(v)))
 }
 
 /// A tool call as its deltas arrive: id and name first, arguments in pieces.
@@ -474,7 +480,7 @@ fn assemble_stream(
             return Err(err);
         }
         if chunk["usage"].is_object() {
-            *usage = Some(parse_usage(&chunk["usage"]));
+            *usage = Some(parse_usage(&chunk));
         }
         // Only the first choice: we never ask for more than one.
         let Some(choice) = chunk["choices"]

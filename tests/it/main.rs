@@ -4,6 +4,7 @@
 mod support;
 
 mod ablate;
+mod briefs;
 mod bundled;
 mod cli_check;
 mod diff;
