@@ -33,7 +33,7 @@ pub struct NoHooks;
 impl Hooks for NoHooks {}
 
 /// What the loop reports as it goes (the engine turns these into history events).
-pub trait Observer: Send + Sync {
+pub trait SessionObserver: Send + Sync {
     fn model_call(&self, resp: &ChatResponse);
     fn tool_call(&self, call: &ToolCall, out: &ToolOutput, duration_ms: u64);
     fn retry(&self, note: &retry::RetryNote);
@@ -137,7 +137,7 @@ enum Line<'a> {
     },
 }
 
-pub struct Outcome {
+pub struct SessionResult {
     pub end: End,
     pub usage: Usage,
     pub tool_calls: u64,
@@ -149,7 +149,7 @@ pub struct Session<'a> {
     pub spec: &'a SessionSpec,
     pub tools: &'a ToolBox,
     pub hooks: &'a dyn Hooks,
-    pub observer: &'a dyn Observer,
+    pub observer: &'a dyn SessionObserver,
     pub meter: &'a Meter,
     /// Where the transcript is written, line by line.
     pub transcript: &'a Path,
@@ -159,7 +159,7 @@ pub struct Session<'a> {
 }
 
 /// Runs a child to its end.
-pub async fn run(s: Session<'_>) -> Outcome {
+pub async fn run(s: Session<'_>) -> SessionResult {
     let Session {
         backend,
         spec,
@@ -249,7 +249,7 @@ pub async fn run(s: Session<'_>) -> Outcome {
     log.write(&Line::End {
         reason: format!("{end:?}"),
     });
-    Outcome {
+    SessionResult {
         end,
         usage,
         tool_calls,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nlah::harness::Toggles;
-use nlah::versions::watch::{self, Report, WatchOptions};
+use nlah::versions::watch::{self, CheckRound, WatchOptions};
 
 use super::{exit, output, resolve_harness};
 
@@ -44,7 +44,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
 }
 
 /// Prints one check; `false` (stop watching) once standard output is gone.
-fn print(r: &Report, opts: &WatchOptions, color: bool) -> bool {
+fn print(r: &CheckRound, opts: &WatchOptions, color: bool) -> bool {
     let mut out = std::io::stdout().lock();
     let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     let status = format!(

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use git2::{Repository, WorktreeAddOptions, WorktreePruneOptions};
 
 use super::Run;
-use super::child::{self, Kind, Report, Request};
+use super::child::{self, ChildReport, Kind, Request};
 use super::stage::{self, Judged};
 use crate::harness::model::{Selection, Stage};
 use crate::record::EventKind;
@@ -162,7 +162,7 @@ pub async fn run(
         })?;
         roots.push((cid, path));
     }
-    let reports: Vec<Report> = join_all(roots.iter().map(|(cid, root)| {
+    let reports: Vec<ChildReport> = join_all(roots.iter().map(|(cid, root)| {
         child::run(
             run,
             Request {

@@ -8,7 +8,7 @@ use super::response::{self, Head};
 use crate::agent::budget::Exhausted;
 use crate::agent::command::{self, CommandChild};
 use crate::agent::mcp::McpClient;
-use crate::agent::session::{self, End, NoHooks, Observer, Session, SessionSpec, ToolBox};
+use crate::agent::session::{self, End, NoHooks, Session, SessionObserver, SessionSpec, ToolBox};
 use crate::agent::tools::{self, ToolContext, ToolOutput};
 use crate::harness::model::{GateKind, Role, Stage};
 use crate::model::retry::RetryNote;
@@ -40,7 +40,7 @@ pub struct Request<'a> {
 }
 
 #[derive(Debug, Default)]
-pub struct Report {
+pub struct ChildReport {
     pub id: String,
     pub head: Head,
     pub has_response: bool,
@@ -54,7 +54,7 @@ pub struct Report {
     pub budget: Option<Exhausted>,
 }
 
-impl Report {
+impl ChildReport {
     pub fn done(&self) -> bool {
         self.has_response && self.head.status.as_deref() == Some("done")
     }
@@ -90,7 +90,7 @@ struct Events<'a> {
     child: &'a str,
 }
 
-impl Observer for Events<'_> {
+impl SessionObserver for Events<'_> {
     fn model_call(&self, resp: &ChatResponse) {
         self.run.emit(EventKind::ModelCall {
             child: self.child.to_string(),
@@ -174,7 +174,7 @@ async fn chat_backend(
 
 /// Runs one child to its end. Failures of the child are in the report; only a workspace that
 /// cannot be written is an error.
-pub async fn run(run: &Run, req: Request<'_>) -> Result<Report, WorkspaceError> {
+pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceError> {
     let dir = req.root.join("children").join(&req.id);
     std::fs::create_dir_all(&dir).map_err(|source| WorkspaceError::Io {
         path: dir.clone(),
@@ -206,9 +206,9 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<Report, WorkspaceError> 
         ))?;
     }
     let response_file = dir.join("RESPONSE.md");
-    let mut report = Report {
+    let mut report = ChildReport {
         id: req.id.clone(),
-        ..Report::default()
+        ..ChildReport::default()
     };
     let time_left = run
         .meter
@@ -311,7 +311,7 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<Report, WorkspaceError> 
                     .await
                 {
                     Ok(o) => o,
-                    Err(_) => session::Outcome {
+                    Err(_) => session::SessionResult {
                         end: End::Budget(Exhausted {
                             budget: "wall time",
                             limit: format!("{} s", time_left.as_secs()),

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::child::{self, Kind, Report, Request};
+use super::child::{self, ChildReport, Kind, Request};
 use super::flow::Next;
 use super::gates::{self, GateEnv};
 use super::{Run, candidates};
@@ -42,7 +42,7 @@ pub struct Judged {
 pub async fn judge(
     run: &Run,
     s: &Stage,
-    rep: &Report,
+    rep: &ChildReport,
     root: &Path,
     attempt_id: &str,
 ) -> Result<Judged, WorkspaceError> {

@@ -98,7 +98,7 @@ pub struct Options {
 
 /// What a migration did.
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub struct MigrationReport {
     pub out: PathBuf,
     pub name: String,
     pub prompts: usize,
@@ -308,7 +308,7 @@ pub async fn draft(
     p: &Prepared,
     backend: &dyn ChatBackend,
     opts: &Options,
-) -> Result<Report, MigrateError> {
+) -> Result<MigrationReport, MigrateError> {
     let parent = match p.out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -348,7 +348,7 @@ pub async fn draft(
                 std::fs::remove_dir(&p.out).map_err(io(&p.out))?;
             }
             std::fs::rename(&dir, &p.out).map_err(io(&p.out))?;
-            return Ok(Report {
+            return Ok(MigrationReport {
                 out: p.out.clone(),
                 name: p.name.clone(),
                 prompts: p.extraction.prompts.len(),

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::fmt::{self, human};
 use super::markdown::{counts_sentence, method_sentences};
 use super::table::{self, Table};
-use super::{Group, Report};
+use super::{AblationReport, Group};
 
 // Dark enough for label text on white; the labels take their point's colour.
 const PALETTE: [&str; 10] = [
@@ -229,7 +229,7 @@ fn place_labels(
 }
 
 /// Cost (or tokens) against Perf, one labelled point per variant.
-fn scatter(report: &Report, g: &Group) -> String {
+fn scatter(report: &AblationReport, g: &Group) -> String {
     let cost = report.has_cost();
     let mut pts = Vec::new();
     let mut colors = PALETTE.iter().cycle();
@@ -492,7 +492,7 @@ fn delta_bars(g: &Group) -> String {
     s
 }
 
-pub fn render(r: &Report) -> String {
+pub fn render(r: &AblationReport) -> String {
     let title = format!("Ablation report: {} ({})", r.harness, r.design);
     let mut s = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\

@@ -10,7 +10,7 @@ use crate::ablation::resume::run_json;
 use crate::ablation::{CellResult, Matrix, index};
 use crate::record::RunRecord;
 
-use super::{Report, ReportError};
+use super::{AblationReport, ReportError};
 
 fn matrix_of(out: &Path) -> Result<Matrix, ReportError> {
     let path = out.join(MATRIX_FILE);
@@ -24,7 +24,7 @@ fn matrix_of(out: &Path) -> Result<Matrix, ReportError> {
 
 /// The report of an output folder, from the index's per-cell summaries (no record is parsed
 /// for cells the index already knows).
-pub fn report(out: &Path, baseline: Option<&str>) -> Result<Report, ReportError> {
+pub fn report(out: &Path, baseline: Option<&str>) -> Result<AblationReport, ReportError> {
     if !out.join(MATRIX_FILE).is_file() {
         return Err(ReportError::NoMatrix {
             path: out.to_path_buf(),

@@ -1,7 +1,7 @@
 //! The report as Markdown: pipe tables a paper or an issue can take as they are.
 
 use super::table::{self, Table};
-use super::{Counts, Report};
+use super::{AblationReport, Counts};
 
 /// Pipe characters inside a cell would split it.
 fn cell(s: &str) -> String {
@@ -52,7 +52,7 @@ pub fn counts_sentence(c: &Counts) -> String {
 }
 
 /// How the figures were computed, in two sentences.
-pub fn method_sentences(r: &Report) -> Vec<String> {
+pub fn method_sentences(r: &AblationReport) -> Vec<String> {
     let mut v = vec![
         "Perf. is resolved % over scored cells (passed or failed); errors, running, unverified \
          and not-yet-run cells are excluded. Tokens, calls and runtime are per-cell means over \
@@ -71,7 +71,7 @@ pub fn method_sentences(r: &Report) -> Vec<String> {
     v
 }
 
-pub fn render(r: &Report) -> String {
+pub fn render(r: &AblationReport) -> String {
     let mut s = format!("# Ablation report: {} ({})\n\n", r.harness, r.design);
     s.push_str(&format!(
         "Baseline: `{}`. {}\n\n",

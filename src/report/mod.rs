@@ -4,7 +4,7 @@
 //! full [`CellResult`]s with [`load`], or straight from the files with [`load_files`]) and
 //! computes, per task set and model: the main table (Perf, Δ versus the baseline, tokens, calls,
 //! runtime, each a per-cell mean with a 95% t-interval over seeds), the parent-versus-children
-//! shares, and the flip analysis with an exact McNemar test. Renderers turn the [`Report`] into
+//! shares, and the flip analysis with an exact McNemar test. Renderers turn the [`AblationReport`] into
 //! Markdown, CSV, JSON or one self-contained HTML page.
 //!
 //! Which cells count where:
@@ -224,7 +224,7 @@ pub struct Group {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
+pub struct AblationReport {
     pub schema: String,
     pub harness: String,
     pub design: String,
@@ -240,7 +240,7 @@ pub struct Report {
     pub share: Share,
 }
 
-impl Report {
+impl AblationReport {
     /// Whether any figure has an interval (with one seed none has).
     pub fn has_intervals(&self) -> bool {
         self.groups
@@ -264,7 +264,7 @@ impl Report {
 }
 
 /// Renders a report in one of the formats.
-pub fn render(report: &Report, format: Format) -> Result<String, ReportError> {
+pub fn render(report: &AblationReport, format: Format) -> Result<String, ReportError> {
     Ok(match format {
         Format::Markdown => markdown::render(report),
         Format::Csv => table::csv(report),
@@ -525,7 +525,7 @@ pub fn build(
     matrix: &Matrix,
     cells: &[CellResult],
     baseline: Option<&str>,
-) -> Result<Report, ReportError> {
+) -> Result<AblationReport, ReportError> {
     let cells: Vec<(&Cell, Option<Summary>)> = cells
         .iter()
         .map(|c| (&c.cell, c.record.as_ref().map(Summary::of)))
@@ -539,7 +539,7 @@ pub fn build_from_summaries(
     matrix: &Matrix,
     summaries: &[Option<Summary>],
     baseline: Option<&str>,
-) -> Result<Report, ReportError> {
+) -> Result<AblationReport, ReportError> {
     let cells: Vec<(&Cell, Option<Summary>)> =
         matrix.cells.iter().zip(summaries.iter().copied()).collect();
     build_cells(matrix, &cells, baseline)
@@ -549,7 +549,7 @@ fn build_cells(
     matrix: &Matrix,
     cells: &[(&Cell, Option<Summary>)],
     baseline: Option<&str>,
-) -> Result<Report, ReportError> {
+) -> Result<AblationReport, ReportError> {
     if cells.is_empty() {
         return Err(ReportError::NoCells);
     }
@@ -654,7 +654,7 @@ fn build_cells(
         }
     }
 
-    Ok(Report {
+    Ok(AblationReport {
         schema: REPORT_SCHEMA.into(),
         harness: matrix.harness_name.clone(),
         design: matrix.design.clone(),

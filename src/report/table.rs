@@ -2,7 +2,7 @@
 //! CSV export (one tidy row per task set, model and variant).
 
 use super::fmt::{self, human, human_pm};
-use super::{Estimate, Flips, Group, Report, Row, Share, Split};
+use super::{AblationReport, Estimate, Flips, Group, Row, Share, Split};
 
 pub struct Table {
     pub header: Vec<String>,
@@ -63,7 +63,7 @@ fn excluded(r: &Row) -> u64 {
     r.counts.cells - r.counts.scored()
 }
 
-pub fn main_table(report: &Report, g: &Group) -> Table {
+pub fn main_table(report: &AblationReport, g: &Group) -> Table {
     let cost = report.has_cost();
     let show_excluded = report.counts.cells != report.counts.scored();
     let mut cols = vec![
@@ -115,7 +115,7 @@ pub fn group_label(g: &Group) -> String {
 
 /// The paper's per-module table: Perf with Δ, one column per variant, one row per group.
 /// Columns follow the first group's variant order, then any variant only later groups have.
-pub fn module_table(report: &Report) -> Table {
+pub fn module_table(report: &AblationReport) -> Table {
     let mut names: Vec<&str> = Vec::new();
     for g in &report.groups {
         for r in &g.rows {
@@ -178,7 +178,7 @@ pub fn share_table(s: &Share) -> Table {
 }
 
 /// The parent's share per variant (the children's is the rest).
-pub fn share_by_variant(report: &Report) -> Table {
+pub fn share_by_variant(report: &AblationReport) -> Table {
     let cols = [
         ("Variant", false),
         ("Prompt tokens", true),
@@ -201,7 +201,7 @@ pub fn share_by_variant(report: &Report) -> Table {
 /// A table of `cols` with the rows `rows` makes for each group, led by a "Task set · Model"
 /// column when the report has more than one group.
 fn per_group(
-    report: &Report,
+    report: &AblationReport,
     cols: &[(&str, bool)],
     rows: impl Fn(&Group) -> Vec<Vec<String>>,
 ) -> Table {
@@ -233,7 +233,7 @@ pub fn p_value(p: f64) -> String {
     }
 }
 
-pub fn flip_table(report: &Report) -> Table {
+pub fn flip_table(report: &AblationReport) -> Table {
     let cols = [
         ("Variant", false),
         ("Tasks", true),
@@ -319,7 +319,7 @@ const EST_COLS: [(&str, usize); 9] = [
     ("cost_usd", 6),
 ];
 
-pub fn csv(report: &Report) -> String {
+pub fn csv(report: &AblationReport) -> String {
     let mut header: Vec<String> = [
         "task_set",
         "model",

@@ -27,7 +27,7 @@ pub struct WatchOptions {
 
 /// One check of the harness.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub struct CheckRound {
     pub at: DateTime<Local>,
     /// The harness folder's name.
     pub harness: String,
@@ -46,7 +46,7 @@ pub struct Report {
 }
 
 /// Checks the harness as `nlah check` does, plus the composition for the toggles.
-pub fn check(opts: &WatchOptions, changed: Vec<PathBuf>) -> Report {
+pub fn check(opts: &WatchOptions, changed: Vec<PathBuf>) -> CheckRound {
     let root = &opts.root;
     let targets = check::discover(root).unwrap_or_else(|_| vec![Target::Skill(root.clone())]);
     let mut all = check::check_all(&targets);
@@ -66,7 +66,7 @@ pub fn check(opts: &WatchOptions, changed: Vec<PathBuf>) -> Report {
     let mut diags = all.into_sorted();
     diags.dedup_by(|a, b| a.pos == b.pos && a.message == b.message);
     let errors = diags.iter().filter(|d| d.is_error()).count();
-    Report {
+    CheckRound {
         at: Local::now(),
         harness: root.file_name().map_or_else(
             || root.display().to_string(),
@@ -106,7 +106,7 @@ fn identity(root: &Path) -> Option<(u64, u64)> {
 /// interrupted.
 pub fn watch(
     opts: &WatchOptions,
-    mut on_report: impl FnMut(Report) -> bool,
+    mut on_report: impl FnMut(CheckRound) -> bool,
 ) -> Result<(), VersionsError> {
     let root = opts.root.clone();
     let werr = |e: notify::Error| VersionsError::Watch {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use nlah::ablation::Cell;
 use nlah::record::{Outcome, RunRecord};
-use nlah::report::{self, Format, Report, fmt, stats};
+use nlah::report::{self, AblationReport, Format, fmt, stats};
 
 use crate::support::TestEnv;
 use crate::support::report_build::{self as build, Spend};
@@ -195,7 +195,7 @@ fn fixture_a(out: &Path) {
     .unwrap();
 }
 
-fn report_of(out: &Path, baseline: Option<&str>) -> Report {
+fn report_of(out: &Path, baseline: Option<&str>) -> AblationReport {
     let (m, cells) = report::load(out).unwrap();
     report::build(&m, &cells, baseline).unwrap()
 }
@@ -344,7 +344,7 @@ fn json_carries_every_figure_and_reads_back() {
     fixture_a(dir.path());
     let r = report_of(dir.path(), None);
     let json = report::render(&r, Format::Json).unwrap();
-    let back: Report = serde_json::from_str(&json).unwrap();
+    let back: AblationReport = serde_json::from_str(&json).unwrap();
     // Equal up to the last digit of a float (serde_json's parser may round it differently).
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(same(&serde_json::to_value(&back).unwrap(), &v));
