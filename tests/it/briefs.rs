@@ -10,7 +10,7 @@ use nlah::model::{ChatRequest, Role};
 use crate::support::{TestEnv, assert_fsck, serve};
 
 #[path = "../../benches/support/briefs.rs"]
-mod briefs;
+mod brief_support;
 
 /// The compact form's targets (system + brief + tool schemas, as sent), from the brief: small
 /// local models have 4k–8k contexts.
@@ -21,7 +21,7 @@ const SWE_TARGET: usize = 3_000;
 /// role and tool markers. (For the full form of `basic` o200k_base counts 5,580 tokens, more
 /// than the "about 5,100" the targets were set against.)
 fn conservative(req: &ChatRequest) -> usize {
-    let n = briefs::o200k_tokens(req).max(briefs::cl100k_tokens(req));
+    let n = brief_support::o200k_tokens(req).max(brief_support::cl100k_tokens(req));
     n + n / 10
 }
 
@@ -34,7 +34,7 @@ fn toggles(with: &[&str]) -> Toggles {
 
 #[test]
 fn the_compact_brief_module_sets_the_form_and_full_is_the_default() {
-    let basic = briefs::root().join("harness-skills/basic");
+    let basic = brief_support::root().join("harness-skills/basic");
     for (with, form) in [
         (&[][..], BriefForm::Full),
         (&["compact-brief"][..], BriefForm::Compact),
@@ -45,7 +45,7 @@ fn the_compact_brief_module_sets_the_form_and_full_is_the_default() {
     }
     // The swe harness keeps the paper's six modules; the same module file works on a copy.
     let tmp = tempfile::tempdir().expect("tempdir");
-    let swe = briefs::with_compact_module("swe", tmp.path());
+    let swe = brief_support::with_compact_module("swe", tmp.path());
     let (_, h, diags) = harness::build(&swe, &toggles(&["compact-brief"])).expect("build");
     assert!(diags.0.is_empty(), "{diags:?}");
     assert_eq!(h.expect("a harness").contract.brief, BriefForm::Compact);
@@ -56,7 +56,7 @@ fn an_unknown_brief_form_names_file_line_and_the_allowed_values() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("mini");
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let skill = std::fs::read_to_string(briefs::root().join("harness-skills/basic/SKILL.md"))
+    let skill = std::fs::read_to_string(brief_support::root().join("harness-skills/basic/SKILL.md"))
         .expect("basic")
         .replace("name: basic", "name: mini")
         .replace("## Contract\n", "## Contract\n\n- brief: tiny\n");
@@ -96,13 +96,13 @@ fn an_unknown_brief_form_names_file_line_and_the_allowed_values() {
 /// The first request of the first child of `harness` on hello-greeting, in each form.
 fn first_request(harness: &str, compact: bool) -> (nlah::model::ChatRequest, std::path::PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir").keep();
-    let folder = briefs::with_compact_module(harness, &tmp);
+    let folder = brief_support::with_compact_module(harness, &tmp);
     let with: &[&str] = if compact { &["compact-brief"] } else { &[] };
     let ws = tmp.join("ws");
-    let capture = briefs::run(
+    let capture = brief_support::run(
         &folder,
         with,
-        &briefs::root().join("examples/tasks/hello-greeting"),
+        &brief_support::root().join("examples/tasks/hello-greeting"),
         ws.clone(),
         &[],
     );
@@ -115,11 +115,11 @@ fn the_compact_brief_of_hello_greeting_fits_a_small_models_context() {
     for (harness, target) in [("basic", BASIC_TARGET), ("swe", SWE_TARGET)] {
         let (full, full_ws) = first_request(harness, false);
         let (compact, ws) = first_request(harness, true);
-        let (f, c) = (briefs::o200k_tokens(&full), briefs::o200k_tokens(&compact));
+        let (f, c) = (brief_support::o200k_tokens(&full), brief_support::o200k_tokens(&compact));
         eprintln!(
             "{harness}: full {f} tokens ({} bytes), compact {c} tokens ({} bytes), bound {}",
-            briefs::body_bytes(&full),
-            briefs::body_bytes(&compact),
+            brief_support::body_bytes(&full),
+            brief_support::body_bytes(&compact),
             conservative(&compact)
         );
         assert!(
@@ -134,7 +134,7 @@ fn the_compact_brief_of_hello_greeting_fits_a_small_models_context() {
         // The compact system message is the harness's, nothing else; the charter and the whole
         // skill are files in the workspace it points to.
         let h = harness::build(
-            &briefs::with_compact_module(harness, tempfile::tempdir().expect("tmp").path()),
+            &brief_support::with_compact_module(harness, tempfile::tempdir().expect("tmp").path()),
             &toggles(&["compact-brief"]),
         )
         .expect("build")
@@ -175,7 +175,7 @@ fn check_order(
         "{form}: the system message is the same for every child"
     );
     let (ua, ub) = (&a.messages[1].content, &b.messages[1].content);
-    let shared = briefs::common_prefix(ua, ub);
+    let shared = brief_support::common_prefix(ua, ub);
     let role_at = ua.find("# Your role: ").expect("the role");
     assert!(
         shared >= role_at,
@@ -201,7 +201,7 @@ fn check_order(
         let identity = ua.find("# Child task: ").expect("identity");
         assert_eq!(
             shared,
-            identity + "# Child task: ".len() + briefs::common_prefix(a_id, b_id),
+            identity + "# Child task: ".len() + brief_support::common_prefix(a_id, b_id),
             "{form}: {a_id} and {b_id} differ before their ids"
         );
         assert_eq!(a.tools, b.tools);
@@ -212,12 +212,12 @@ fn check_order(
 fn requests_put_what_children_share_first_and_the_child_id_last() {
     for (form, with) in [("full", &[][..]), ("compact", &["compact-brief"][..])] {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let folder = briefs::with_compact_module("swe", tmp.path());
+        let folder = brief_support::with_compact_module("swe", tmp.path());
         // plan-1 reports failed, so plan is attempted again; then execute follows.
-        let capture = briefs::run(
+        let capture = brief_support::run(
             &folder,
             with,
-            &briefs::root().join("examples/tasks/hello-greeting"),
+            &brief_support::root().join("examples/tasks/hello-greeting"),
             tmp.path().join("ws"),
             &["plan-1"],
         );
