@@ -286,7 +286,7 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<Report, WorkspaceError> 
                 child_dir: &dir,
                 task_text: &text,
                 timeout: time_left,
-                pass_env: &run.opts.pass_env,
+                pass_env: &run.opts.settings.pass_env,
             };
             match command::run(&c).await {
                 Ok(out) => {
@@ -345,12 +345,12 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<Report, WorkspaceError> 
                     model: model_name,
                     system: run.composed.text.as_str().to_string(),
                     task: text.clone(),
-                    tool_choice: run.opts.tool_choice.clone(),
-                    max_steps: run.opts.max_steps,
-                    max_tokens: run.opts.max_tokens,
-                    temperature: run.opts.temperature,
+                    tool_choice: run.opts.settings.tool_choice(),
+                    max_steps: run.opts.settings.max_steps,
+                    max_tokens: run.opts.settings.max_tokens,
+                    temperature: run.opts.settings.temperature,
                     seed: Some(run.opts.seed),
-                    retry: run.opts.retry.clone(),
+                    retry: run.opts.settings.retry(),
                 };
                 let obs = Events {
                     run,
@@ -388,7 +388,7 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<Report, WorkspaceError> 
                 report.tool_calls = out.tool_calls;
                 report.end = match out.end {
                     End::Finished(_) => "the model finished".into(),
-                    End::MaxSteps => format!("stopped after {} steps", run.opts.max_steps),
+                    End::MaxSteps => format!("stopped after {} steps", run.opts.settings.max_steps),
                     End::Budget(b) => {
                         run.emit(EventKind::BudgetHit {
                             budget: b.budget.to_string(),
