@@ -241,3 +241,18 @@ async fn a_matrix_of_the_earlier_layout_resumes_with_its_settings() {
     );
     assert_eq!(m["settings"]["tool_choice"], "write");
 }
+
+/// The commands that take the run settings keep their flags and help; a change shows here.
+#[tokio::test]
+async fn the_help_of_the_commands_that_run_cells() {
+    for command in ["run", "ablate"] {
+        let mut cmd = nlah("http://127.0.0.1:9");
+        cmd.args([command, "--help"]);
+        let o = output(cmd).await;
+        assert_eq!(o.status.code(), Some(0));
+        insta::assert_snapshot!(
+            format!("help_{command}"),
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}
