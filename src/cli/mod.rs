@@ -68,7 +68,8 @@ enum Command {
 pub fn main() -> ExitCode {
     // Parsed in two steps so that `ablate` can tell the flags given from their defaults.
     let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let cli =
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
     let sub = matches.subcommand().map(|(_, m)| m);
     let code = match cli.command {
         Command::Check(a) => check::run(a),
