@@ -25,11 +25,12 @@ use std::time::{Duration, Instant};
 use nlah::ablation::design::Design;
 use nlah::ablation::executor::{Event, Runner, local};
 use nlah::ablation::index;
-use nlah::ablation::matrix::{self, MatrixFile, Settings, cell_id};
+use nlah::ablation::matrix::{self, MatrixFile, cell_id};
 use nlah::ablation::resume;
 use nlah::ablation::{Cell, MATRIX_SCHEMA, Matrix, Variant};
 use nlah::charter;
 use nlah::diag::Diags;
+use nlah::engine::RunSettings;
 use nlah::record::Usage;
 use nlah::record::{
     HarnessRef, Metrics, Outcome, RunRecord, SCHEMA, StageMetrics, TaskRef, VerifierRecord,
@@ -146,10 +147,10 @@ fn part1(dir: &Path) -> Res<()> {
             &out,
             MatrixFile {
                 matrix: m.clone(),
-                settings: Settings {
+                settings: RunSettings {
                     max_steps: 10,
                     retries: 1,
-                    ..Settings::default()
+                    ..RunSettings::default()
                 },
             },
         )?;
@@ -358,7 +359,7 @@ fn synthetic(out: &Path) -> Res<Matrix> {
         out,
         &MatrixFile {
             matrix: m.clone(),
-            settings: Settings::default(),
+            settings: RunSettings::default(),
         },
     )?;
     for c in &m.cells {

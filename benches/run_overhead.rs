@@ -141,7 +141,7 @@ fn options(harness: &Path, ws: PathBuf, charter: &charter::Charter) -> RunOption
         charter.clone(),
     );
     o.workspace = Some(ws);
-    o.max_steps = (STEPS + 10) as u32;
+    o.settings.max_steps = (STEPS + 10) as u32;
     o
 }
 
@@ -284,7 +284,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 for i in 0..n {
                     let ws = dir.path().join(format!("c{n}-{round}-{i}"));
                     let mut o = options(&h, ws, &charter);
-                    o.max_steps = 30;
+                    o.settings.max_steps = 30;
                     o.chat_backend = Some(Arc::new(OpenAiBackend::new(
                         base.clone(),
                         None,

@@ -185,7 +185,7 @@ pub fn run(harness: &Path, with: &[&str], task: &Path, ws: PathBuf, fail: &[&str
         without: Vec::new(),
     };
     o.workspace = Some(ws);
-    o.max_steps = 4;
+    o.settings.max_steps = 4;
     o.shell_timeout = Duration::from_secs(30);
     let capture = Capture::new(fail);
     o.chat_backend = Some(capture.clone());

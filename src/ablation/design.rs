@@ -1,7 +1,8 @@
 //! Designs: which variants of a harness a matrix compares.
 //!
 //! Every variant states exactly which modules are on; modules the design does not list are off
-//! in every variant, so results never depend on the modules' `enabled` defaults.
+//! in every variant, so results never depend on the modules' `enabled` defaults. The `default`
+//! design reads those defaults once, when the matrix is built, and records what they turn on.
 //!
 //! A design file lists variants explicitly:
 //!
@@ -27,6 +28,9 @@ pub const MAX_FACTORIAL_MODULES: usize = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Design {
+    /// One variant, `default`: the harness as it is, each module on or off as it says itself.
+    /// What `nlah ablate HARNESS TASKS` runs without `--module`: an evaluation of the harness.
+    Default,
     /// `basic` (all listed modules off) plus `+M` for each listed module.
     OneAtATime,
     /// `full` (all listed modules on) plus `-M` for each listed module.
@@ -41,6 +45,7 @@ impl Design {
     /// A design keyword, or else the path of a design file.
     pub fn parse(s: &str) -> Design {
         match s {
+            "default" => Design::Default,
             "one-at-a-time" => Design::OneAtATime,
             "leave-one-out" => Design::LeaveOneOut,
             "factorial" => Design::Factorial,
@@ -51,6 +56,7 @@ impl Design {
     /// The name recorded in the matrix: the keyword, or the file's stem.
     pub fn name(&self) -> String {
         match self {
+            Design::Default => "default".into(),
             Design::OneAtATime => "one-at-a-time".into(),
             Design::LeaveOneOut => "leave-one-out".into(),
             Design::Factorial => "factorial".into(),
@@ -111,10 +117,15 @@ fn dedup(listed: &[String]) -> Vec<String> {
 }
 
 /// Expands a design over the listed modules. A file design reads its variants from the file; when
-/// modules are listed too, its variants may only use those.
-pub fn variants(design: &Design, listed: &[String]) -> Result<Variants, AblationError> {
+/// modules are listed too, its variants may only use those. The default design's one variant
+/// turns on `on_by_default`, the modules the harness itself enables.
+pub fn variants(
+    design: &Design,
+    listed: &[String],
+    on_by_default: &[String],
+) -> Result<Variants, AblationError> {
     let listed = dedup(listed);
-    if !matches!(design, Design::File(_)) && listed.is_empty() {
+    if !matches!(design, Design::File(_) | Design::Default) && listed.is_empty() {
         return Err(AblationError::Design(format!(
             "the {} design needs the modules to ablate: give --module M (repeatable)",
             design.name()
@@ -122,6 +133,16 @@ pub fn variants(design: &Design, listed: &[String]) -> Result<Variants, Ablation
     }
     let out = match design {
         Design::File(path) => return from_file(path, &listed),
+        Design::Default if !listed.is_empty() => {
+            return Err(AblationError::Design(format!(
+                "the default design runs the harness as it is (each module on or off as it says itself), so it takes no --module (given: {}); leave out --design to ablate them one at a time, or give another design",
+                listed.join(", ")
+            )));
+        }
+        Design::Default => Variants {
+            variants: vec![spec("default", on_by_default.iter().cloned())],
+            baseline: "default".into(),
+        },
         Design::OneAtATime => {
             let mut v = vec![spec("basic", [])];
             v.extend(listed.iter().map(|m| spec(format!("+{m}"), [m.clone()])));
@@ -188,7 +209,7 @@ fn from_file(path: &Path, listed: &[String]) -> Result<Variants, AblationError> 
     };
     if !path.is_file() {
         return Err(AblationError::Design(format!(
-            "unknown design `{}`: give one-at-a-time, leave-one-out, factorial, or a design file (TOML with [[variant]] name = \"…\" modules = [\"…\"])",
+            "unknown design `{}`: give default, one-at-a-time, leave-one-out, factorial, or a design file (TOML with [[variant]] name = \"…\" modules = [\"…\"])",
             path.display()
         )));
     }
@@ -254,6 +275,22 @@ fn check_distinct(variants: &[VariantSpec], file: Option<&Path>) -> Result<(), A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The designs over modules none of which is on by default.
+    fn variants(design: &Design, listed: &[String]) -> Result<Variants, AblationError> {
+        super::variants(design, listed, &[])
+    }
+
+    #[test]
+    fn the_default_design_is_the_harness_as_it_is() {
+        let v = super::variants(&Design::parse("default"), &[], &l(&["state"])).unwrap();
+        assert_eq!(names(&v), [("default", vec!["state"])]);
+        assert_eq!(v.baseline, "default");
+        let Err(AblationError::Design(e)) = variants(&Design::Default, &l(&["verifier"])) else {
+            panic!("--module with the default design")
+        };
+        assert!(e.contains("takes no --module (given: verifier)"), "{e}");
+    }
 
     fn names(v: &Variants) -> Vec<(&str, Vec<&str>)> {
         v.variants

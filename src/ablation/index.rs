@@ -522,7 +522,8 @@ pub fn path(out: &Path) -> PathBuf {
 mod tests {
     use super::*;
     use crate::ablation::MATRIX_SCHEMA;
-    use crate::ablation::matrix::{MatrixFile, Settings, write};
+    use crate::ablation::matrix::{MatrixFile, write};
+    use crate::engine::RunSettings;
     use crate::record::{HarnessRef, Metrics, SCHEMA, TaskRef};
 
     fn cell(i: usize) -> Cell {
@@ -602,7 +603,7 @@ mod tests {
             out,
             &MatrixFile {
                 matrix: m,
-                settings: Settings::default(),
+                settings: RunSettings::default(),
             },
         )
         .unwrap();

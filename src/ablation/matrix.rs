@@ -2,7 +2,7 @@
 //! ids, and `OUT/matrix.json` written (or checked against the one already there).
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -10,70 +10,25 @@ use super::design::{self, Design};
 use super::error::AblationError;
 use super::{Cell, MATRIX_SCHEMA, Matrix, Variant};
 use crate::diag::{Diagnostic, closest};
-use crate::engine::RunOptions;
+use crate::engine::RunSettings;
 use crate::harness::{self, Toggles, compose::sha256_hex};
-use crate::model::{ModelSpec, ToolChoice};
+use crate::model::ModelSpec;
 use crate::task;
 
 /// The file name of the matrix inside the output folder.
 pub const MATRIX_FILE: &str = "matrix.json";
 
-/// How every cell runs, beyond what identifies it: the `nlah run` flags. Kept in matrix.json
-/// (next to the matrix's own fields) so that `nlah run-cell` on another machine runs a cell
-/// exactly as the local executor does.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    /// The runtime charter folder; `None`: the charter built into the binary.
-    pub charter: Option<PathBuf>,
-    /// `auto`, `none`, or a tool name to force.
-    pub tool_choice: String,
-    pub max_steps: u32,
-    pub max_tokens: Option<u32>,
-    pub temperature: Option<f32>,
-    /// Attempts per model call.
-    pub retries: u32,
-    pub pass_env: Vec<String>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            charter: None,
-            tool_choice: "auto".into(),
-            max_steps: 40,
-            max_tokens: None,
-            temperature: None,
-            retries: 5,
-            pass_env: Vec::new(),
-        }
-    }
-}
-
-impl Settings {
-    /// Sets the run flags of `opts`.
-    pub fn apply(&self, opts: &mut RunOptions) {
-        opts.tool_choice = match self.tool_choice.as_str() {
-            "auto" => ToolChoice::Auto,
-            "none" => ToolChoice::None,
-            tool => ToolChoice::Function(tool.to_string()),
-        };
-        opts.max_steps = self.max_steps;
-        opts.max_tokens = self.max_tokens;
-        opts.temperature = self.temperature;
-        opts.retry.max_attempts = self.retries.max(1);
-        opts.pass_env = self.pass_env.clone();
-    }
-}
-
-/// `OUT/matrix.json`: the shared [`Matrix`] plus the run settings. Readers that want only the
-/// matrix deserialize [`Matrix`] from the same file (unknown fields are ignored).
+/// `OUT/matrix.json`: the shared [`Matrix`] plus the run settings every cell runs with (the
+/// `nlah run` flags, stored as they are, so that `nlah run-cell` on another machine runs a cell
+/// exactly as the local executor does). Readers that want only the matrix deserialize
+/// [`Matrix`] from the same file (unknown fields are ignored).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MatrixFile {
     #[serde(flatten)]
     pub matrix: Matrix,
+    /// Missing fields take their defaults: files of earlier versions still load.
     #[serde(default)]
-    pub settings: Settings,
+    pub settings: RunSettings,
 }
 
 /// What a matrix is made of, as given on the command line.
@@ -136,8 +91,15 @@ pub fn build(req: &Request<'_>) -> Result<Matrix, AblationError> {
         .harness
         .canonicalize()
         .map_err(AblationError::io(req.harness))?;
-    let all = module_names(&root)?;
-    let planned = design::variants(req.design, req.modules)?;
+    let src = harness::load(&root)?;
+    let all: Vec<String> = src.modules.iter().map(|m| m.name.clone()).collect();
+    let on_by_default: Vec<String> = src
+        .modules
+        .iter()
+        .filter(|m| m.enabled)
+        .map(|m| m.name.clone())
+        .collect();
+    let planned = design::variants(req.design, req.modules, &on_by_default)?;
     let named: BTreeSet<&String> = req
         .modules
         .iter()

@@ -7,16 +7,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use clap::ArgMatches;
 use indicatif::{ProgressBar, ProgressStyle};
 use nlah::ablation::design::Design;
 use nlah::ablation::error::AblationError;
 use nlah::ablation::executor::{Event, Runner, Sink, Tally, local, slurm};
 use nlah::ablation::index::{self, Summary};
-use nlah::ablation::matrix::{self, MATRIX_FILE, MatrixFile, Settings};
+use nlah::ablation::matrix::{self, MATRIX_FILE, MatrixFile};
 use nlah::ablation::resume::{OutLock, is_result};
 use nlah::ablation::{Cell, Matrix};
 use nlah::charter::{self, Charter};
 use nlah::diag::Diags;
+use nlah::engine::RunSettings;
 use nlah::harness::compose::sha256_hex;
 use nlah::record::Usage;
 
@@ -39,10 +41,12 @@ pub struct Args {
     /// A task folder, or a folder of task folders.
     #[arg(required_unless_present_any = ["reindex", "resume"])]
     tasks: Option<PathBuf>,
-    /// A module to ablate (repeatable). Modules not listed are off in every variant.
+    /// A module to ablate (repeatable). Modules not listed are off in every variant; without
+    /// any, the harness runs as it is (one variant, `default`).
     #[arg(long = "module", value_name = "M")]
     modules: Vec<String>,
-    /// one-at-a-time (default), leave-one-out, factorial, or a TOML file of variants.
+    /// one-at-a-time (default with --module), leave-one-out, factorial, a TOML file of variants,
+    /// or default (the harness as it is; the default without --module).
     #[arg(long, value_name = "DESIGN")]
     design: Option<String>,
     /// A model spec (repeatable; default: $NLAH_MODEL).
@@ -75,26 +79,8 @@ pub struct Args {
     /// Rebuild OUT/index.sqlite from the cells' run.json files, and do nothing else.
     #[arg(long, value_name = "OUT", conflicts_with_all = ["harness", "tasks", "resume"])]
     reindex: Option<PathBuf>,
-    /// The runtime charter folder (default: ./runtime-charter, else the built-in one).
-    #[arg(long)]
-    charter: Option<PathBuf>,
-    /// An environment variable a command: backend may see (its own API key); repeatable.
-    #[arg(long = "pass-env", value_name = "VAR")]
-    pass_env: Vec<String>,
-    /// `auto` (default), `none`, or a tool name to force.
-    #[arg(long)]
-    tool_choice: Option<String>,
-    /// Model steps per child at most (default 40).
-    #[arg(long)]
-    max_steps: Option<u32>,
-    /// Completion tokens per model call at most.
-    #[arg(long)]
-    max_tokens: Option<u32>,
-    #[arg(long)]
-    temperature: Option<f32>,
-    /// Attempts per model call on 429, 5xx, timeouts and malformed answers (default 5).
-    #[arg(long)]
-    retries: Option<u32>,
+    #[command(flatten)]
+    settings: RunSettings,
     /// How often the Slurm executor looks at the cells and the queue, in milliseconds.
     #[arg(long, default_value_t = 5000, hide = true)]
     poll_ms: u64,
@@ -122,7 +108,7 @@ pub(crate) fn report_error(e: &AblationError) -> u8 {
 }
 
 /// The charter a matrix's settings name: a folder, or the built-in one.
-pub(crate) fn charter_of(settings: &Settings) -> anyhow::Result<Charter> {
+pub(crate) fn charter_of(settings: &RunSettings) -> anyhow::Result<Charter> {
     match &settings.charter {
         Some(dir) => load_charter(Some(dir)),
         None => {
@@ -145,28 +131,17 @@ fn resolve_charter(arg: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
     })?))
 }
 
-fn apply_flags(a: &Args, s: &mut Settings) -> anyhow::Result<()> {
-    if a.charter.is_some() {
-        s.charter = resolve_charter(a.charter.as_deref())?;
+/// The settings flags given on the command line (`matches` says which) over `s`: a matrix
+/// resumed or rerun keeps the settings it was started with unless told otherwise.
+fn apply_flags(a: &Args, s: &mut RunSettings, matches: Option<&ArgMatches>) -> anyhow::Result<()> {
+    let Some(matches) = matches else {
+        return Ok(());
+    };
+    let mut flags = a.settings.clone();
+    if flags.charter.is_some() {
+        flags.charter = resolve_charter(flags.charter.as_deref())?;
     }
-    if !a.pass_env.is_empty() {
-        s.pass_env = a.pass_env.clone();
-    }
-    if let Some(t) = &a.tool_choice {
-        s.tool_choice = t.clone();
-    }
-    if let Some(n) = a.max_steps {
-        s.max_steps = n;
-    }
-    if a.max_tokens.is_some() {
-        s.max_tokens = a.max_tokens;
-    }
-    if a.temperature.is_some() {
-        s.temperature = a.temperature;
-    }
-    if let Some(r) = a.retries {
-        s.retries = r;
-    }
+    s.overlay(&flags, matches);
     Ok(())
 }
 
@@ -193,7 +168,10 @@ fn default_out(m: &Matrix) -> PathBuf {
 /// Builds the matrix from the arguments, or reads it from --out when resuming without them.
 /// Also says whether the matrix was read back from its file (and must be checked against the
 /// harness and tasks as they are now).
-fn matrix_from_args(a: &Args) -> Result<(PathBuf, MatrixFile, bool), Result<u8, anyhow::Error>> {
+fn matrix_from_args(
+    a: &Args,
+    matches: Option<&ArgMatches>,
+) -> Result<(PathBuf, MatrixFile, bool), Result<u8, anyhow::Error>> {
     let Some(harness_arg) = &a.harness else {
         let Some(out) = &a.out else {
             return Err(Err(anyhow::anyhow!(
@@ -223,7 +201,7 @@ fn matrix_from_args(a: &Args) -> Result<(PathBuf, MatrixFile, bool), Result<u8, 
             }
             file.matrix.baseline = b.clone();
         }
-        apply_flags(a, &mut file.settings).map_err(Err)?;
+        apply_flags(a, &mut file.settings, matches).map_err(Err)?;
         return Ok((out.clone(), file, true));
     };
     let harness = resolve_harness(harness_arg).map_err(Err)?;
@@ -232,7 +210,12 @@ fn matrix_from_args(a: &Args) -> Result<(PathBuf, MatrixFile, bool), Result<u8, 
             "give TASKS: a task folder or a folder of them"
         )));
     };
-    let design = Design::parse(a.design.as_deref().unwrap_or("one-at-a-time"));
+    // Without modules to ablate, the one obvious job: the harness as it is over the tasks.
+    let design = match a.design.as_deref() {
+        Some(d) => Design::parse(d),
+        None if a.modules.is_empty() => Design::Default,
+        None => Design::OneAtATime,
+    };
     let models: Vec<String> = if a.models.is_empty() {
         std::env::var("NLAH_MODEL")
             .ok()
@@ -265,12 +248,12 @@ fn matrix_from_args(a: &Args) -> Result<(PathBuf, MatrixFile, bool), Result<u8, 
             .map(|f| f.settings)
             .unwrap_or_default()
     } else {
-        Settings {
+        RunSettings {
             charter: resolve_charter(None).map_err(Err)?,
-            ..Settings::default()
+            ..RunSettings::default()
         }
     };
-    apply_flags(a, &mut settings).map_err(Err)?;
+    apply_flags(a, &mut settings, matches).map_err(Err)?;
     Ok((
         out,
         MatrixFile {
@@ -471,7 +454,8 @@ async fn interrupt() {
     }
 }
 
-pub fn run(a: Args) -> anyhow::Result<u8> {
+/// `matches` are the subcommand's own: they tell which settings flags were given.
+pub fn run(a: Args, matches: Option<&ArgMatches>) -> anyhow::Result<u8> {
     if let Some(out) = &a.reindex {
         return match index::rebuild(out) {
             Ok(n) => {
@@ -484,7 +468,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             Err(e) => Ok(report_error(&e)),
         };
     }
-    let (out, file, from_file) = match matrix_from_args(&a) {
+    let (out, file, from_file) = match matrix_from_args(&a, matches) {
         Ok(x) => x,
         Err(Ok(code)) => return Ok(code),
         Err(Err(e)) => return Err(e),

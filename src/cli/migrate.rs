@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
     /// Attempts per model call on 429, 5xx, timeouts and malformed answers.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = nlah::engine::settings::defaults::RETRIES)]
     retries: u32,
     /// Print the result as one JSON object.
     #[arg(long)]

@@ -17,7 +17,7 @@ mod watch;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Exit codes, as documented in README.md.
 pub mod exit {
@@ -46,6 +46,8 @@ enum Command {
     /// Run a harness on a task in a new git-versioned workspace.
     Run(run::Args),
     /// Run an ablation matrix (variants × tasks × models × seeds), locally or on Slurm; resumable.
+    // `nlah eval HARNESS TASKS` is the same command: without --module it runs the harness as it is.
+    #[command(visible_alias = "eval")]
     Ablate(ablate::Args),
     /// Run one cell of an ablation matrix (what Slurm array tasks run).
     RunCell(run_cell::Args),
@@ -64,13 +66,17 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Parsed in two steps so that `ablate` can tell the flags given from their defaults.
+    let matches = Cli::command().get_matches();
+    let cli =
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
+    let sub = matches.subcommand().map(|(_, m)| m);
     let code = match cli.command {
         Command::Check(a) => check::run(a),
         Command::Show(a) => show::run(a),
         Command::Modules(a) => modules::run(a),
         Command::Run(a) => run::run(a),
-        Command::Ablate(a) => ablate::run(a),
+        Command::Ablate(a) => ablate::run(a, sub),
         Command::RunCell(a) => run_cell::run(a),
         Command::Diff(a) => diff::run(a),
         Command::Log(a) => log::run(a),

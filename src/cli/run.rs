@@ -8,9 +8,9 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use nlah::charter::{self, Charter};
 use nlah::diag::Diags;
-use nlah::engine::{self, EngineError, RunOptions};
+use nlah::engine::{self, EngineError, RunOptions, RunSettings};
 use nlah::harness::Toggles;
-use nlah::model::{ModelSpec, ToolChoice};
+use nlah::model::ModelSpec;
 use nlah::record::Usage;
 use nlah::record::{Event, EventKind};
 use nlah::record::{Outcome, RunRecord};
@@ -44,26 +44,8 @@ pub struct Args {
     /// Print every event as a JSON line instead of the progress display.
     #[arg(long)]
     json: bool,
-    /// The runtime charter folder (default: ./runtime-charter, else the built-in one).
-    #[arg(long)]
-    charter: Option<PathBuf>,
-    /// An environment variable a command: backend may see (its own API key); repeatable.
-    #[arg(long = "pass-env", value_name = "VAR")]
-    pass_env: Vec<String>,
-    /// `auto` (default), `none`, or a tool name to force (small local models need it).
-    #[arg(long, default_value = "auto")]
-    tool_choice: String,
-    /// Model steps per child at most.
-    #[arg(long, default_value_t = 40)]
-    max_steps: u32,
-    /// Completion tokens per model call at most.
-    #[arg(long)]
-    max_tokens: Option<u32>,
-    #[arg(long)]
-    temperature: Option<f32>,
-    /// Attempts per model call on 429, 5xx, timeouts and malformed answers.
-    #[arg(long, default_value_t = 5)]
-    retries: u32,
+    #[command(flatten)]
+    settings: RunSettings,
 }
 
 /// The charter: `--charter`, else `./runtime-charter`, else the one built into the binary.
@@ -225,7 +207,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     let model: ModelSpec = model.parse()?;
     // A missing cassette or key is the user's to fix: say so before a workspace exists.
     engine::backends::preflight(&model)?;
-    let charter = load_charter(a.charter.as_deref())?;
+    let charter = load_charter(a.settings.charter.as_deref())?;
     let mut opts = RunOptions::new(harness, a.task.clone(), model, charter);
     opts.toggles = Toggles {
         with: a.with,
@@ -234,16 +216,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     opts.seed = a.seed;
     opts.workspace = a.workspace;
     opts.record = a.record;
-    opts.pass_env = a.pass_env;
-    opts.max_steps = a.max_steps;
-    opts.max_tokens = a.max_tokens;
-    opts.temperature = a.temperature;
-    opts.retry.max_attempts = a.retries.max(1);
-    opts.tool_choice = match a.tool_choice.as_str() {
-        "auto" => ToolChoice::Auto,
-        "none" => ToolChoice::None,
-        tool => ToolChoice::Function(tool.to_string()),
-    };
+    opts.settings = a.settings;
     let progress = if a.json {
         let out = Arc::new(Mutex::new(std::io::stdout()));
         let observer: engine::Observer = Arc::new(move |e: &Event| {

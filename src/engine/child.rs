@@ -223,7 +223,7 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                 child_dir: &dir,
                 task_text: &brief.agent_cli_text(run.harness.contract.brief),
                 timeout: time_left,
-                pass_env: &run.opts.pass_env,
+                pass_env: &run.opts.settings.pass_env,
             };
             match command::run(&c).await {
                 Ok(out) => {
@@ -285,12 +285,12 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                     model: model_name,
                     system: brief.system.clone(),
                     task: text.clone(),
-                    tool_choice: run.opts.tool_choice.clone(),
-                    max_steps: run.opts.max_steps,
-                    max_tokens: run.opts.max_tokens,
-                    temperature: run.opts.temperature,
+                    tool_choice: run.opts.settings.tool_choice(),
+                    max_steps: run.opts.settings.max_steps,
+                    max_tokens: run.opts.settings.max_tokens,
+                    temperature: run.opts.settings.temperature,
                     seed: Some(run.opts.seed),
-                    retry: run.opts.retry.clone(),
+                    retry: run.opts.settings.retry(),
                 };
                 let obs = Events {
                     run,
@@ -328,7 +328,7 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                 report.tool_calls = out.tool_calls;
                 report.end = match out.end {
                     End::Finished(_) => "the model finished".into(),
-                    End::MaxSteps => format!("stopped after {} steps", run.opts.max_steps),
+                    End::MaxSteps => format!("stopped after {} steps", run.opts.settings.max_steps),
                     End::Budget(b) => {
                         run.emit(EventKind::BudgetHit {
                             budget: b.budget.to_string(),

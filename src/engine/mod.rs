@@ -11,6 +11,7 @@ pub mod child;
 pub mod flow;
 pub mod gates;
 pub mod response;
+pub mod settings;
 mod stage;
 
 use std::path::{Path, PathBuf};
@@ -22,8 +23,7 @@ use crate::charter::Charter;
 use crate::diag::Diagnostic;
 use crate::harness::model::BriefForm;
 use crate::harness::{self, Composed, Harness, Toggles};
-use crate::model::retry::RetryPolicy;
-use crate::model::{ChatBackend, ModelSpec, ToolChoice};
+use crate::model::{ChatBackend, ModelSpec};
 use crate::record::EventKind;
 use crate::record::Usage;
 use crate::record::{
@@ -36,11 +36,14 @@ use crate::workspace::{Workspace, WorkspaceError};
 use backends::Backends;
 pub use backends::HttpBackends;
 use flow::{Flow, Next};
+pub use settings::RunSettings;
 
 /// Receives every event as it is recorded (the CLI renders progress from them).
 pub type Observer = Arc<dyn Fn(&crate::record::Event) + Send + Sync>;
 
-/// Everything `nlah run` can be told.
+/// Everything a run is given: what it runs (harness, toggles, task, model, seed), where, the
+/// [`RunSettings`] it runs with, the engine's own limits, and the services the embedding program
+/// injects (observer, backends, a built harness).
 #[derive(Clone)]
 pub struct RunOptions {
     pub harness: PathBuf,
@@ -52,15 +55,10 @@ pub struct RunOptions {
     pub workspace: Option<PathBuf>,
     pub workspaces_dir: PathBuf,
     pub record: Option<PathBuf>,
+    /// The charter `settings.charter` names, loaded by the caller.
     pub charter: Charter,
-    /// Environment variables an external agent CLI may see (its own API key).
-    pub pass_env: Vec<String>,
-    pub tool_choice: ToolChoice,
-    /// Model steps per child at most.
-    pub max_steps: u32,
-    pub max_tokens: Option<u32>,
-    pub temperature: Option<f32>,
-    pub retry: RetryPolicy,
+    /// The `nlah run` flags a matrix's cells share: tool choice, steps, tokens, retries, ….
+    pub settings: RunSettings,
     pub shell_timeout: Duration,
     pub output_cap: usize,
     /// No child runs longer than this (nor past the wall-time budget).
@@ -122,12 +120,7 @@ impl RunOptions {
             workspaces_dir: PathBuf::from("workspaces"),
             record: None,
             charter,
-            pass_env: Vec::new(),
-            tool_choice: ToolChoice::Auto,
-            max_steps: 40,
-            max_tokens: None,
-            temperature: None,
-            retry: RetryPolicy::default(),
+            settings: RunSettings::default(),
             shell_timeout: Duration::from_secs(120),
             output_cap: 16 * 1024,
             child_timeout: Duration::from_secs(3600),

@@ -493,7 +493,15 @@ async fn designs_files_and_bad_input() {
     cmd.args(["ablate", MINI, TASKS, "--module", "reviewer"]);
     assert_eq!(output(cmd).await.status.code(), Some(2));
     let mut cmd = env.nlah();
-    cmd.args(["ablate", MINI, TASKS, "--model", "openai:mock-1"]);
+    cmd.args([
+        "ablate",
+        MINI,
+        TASKS,
+        "--model",
+        "openai:mock-1",
+        "--design",
+        "one-at-a-time",
+    ]);
     assert_eq!(output(cmd).await.status.code(), Some(2));
     let mut cmd = env.nlah();
     cmd.args(["ablate", "--resume", "--out"])

@@ -56,10 +56,11 @@ fn an_unknown_brief_form_names_file_line_and_the_allowed_values() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("mini");
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let skill = std::fs::read_to_string(brief_support::root().join("harness-skills/basic/SKILL.md"))
-        .expect("basic")
-        .replace("name: basic", "name: mini")
-        .replace("## Contract\n", "## Contract\n\n- brief: tiny\n");
+    let skill =
+        std::fs::read_to_string(brief_support::root().join("harness-skills/basic/SKILL.md"))
+            .expect("basic")
+            .replace("name: basic", "name: mini")
+            .replace("## Contract\n", "## Contract\n\n- brief: tiny\n");
     let line = skill
         .lines()
         .position(|l| l == "- brief: tiny")
@@ -115,7 +116,10 @@ fn the_compact_brief_of_hello_greeting_fits_a_small_models_context() {
     for (harness, target) in [("basic", BASIC_TARGET), ("swe", SWE_TARGET)] {
         let (full, full_ws) = first_request(harness, false);
         let (compact, ws) = first_request(harness, true);
-        let (f, c) = (brief_support::o200k_tokens(&full), brief_support::o200k_tokens(&compact));
+        let (f, c) = (
+            brief_support::o200k_tokens(&full),
+            brief_support::o200k_tokens(&compact),
+        );
         eprintln!(
             "{harness}: full {f} tokens ({} bytes), compact {c} tokens ({} bytes), bound {}",
             brief_support::body_bytes(&full),

@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex};
 
 use super::error::AblationError;
 use super::index::Summary;
-use super::matrix::{MatrixFile, Settings, compose_variant, module_names, toggles};
+use super::matrix::{MatrixFile, compose_variant, module_names, toggles};
 use super::resume::{self, CellState};
 use super::{Cell, Matrix, Variant};
 use crate::charter::Charter;
-use crate::engine::{self, Built, HttpBackends, Observer, RunOptions};
+use crate::engine::{self, Built, HttpBackends, Observer, RunOptions, RunSettings};
 use crate::model::{ChatBackend, ModelSpec};
 use crate::record::EventKind;
 use crate::record::Usage;
@@ -64,7 +64,7 @@ pub enum CellRun {
 pub struct Runner {
     pub out: PathBuf,
     pub matrix: Matrix,
-    pub settings: Settings,
+    pub settings: RunSettings,
     pub charter: Charter,
     /// All modules of the harness: those a variant does not turn on are turned off.
     pub modules: Vec<String>,
@@ -181,7 +181,7 @@ impl Runner {
         o.http = Some(self.http.clone());
         o.seed = cell.seed;
         o.workspace = Some(resume::cell_dir(&self.out, &cell.id));
-        self.settings.apply(&mut o);
+        o.settings = self.settings.clone();
         o.chat_backend = self.chat_backend.clone();
         let sink = sink.clone();
         let index = cell.index;

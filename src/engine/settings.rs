@@ -1,0 +1,206 @@
+//! The run settings: how a run behaves beyond what it runs (harness, task, model, seed). One
+//! type for every command that runs cells: flattened into `nlah run` and `nlah ablate` as flags,
+//! and stored as it is in an ablation's `matrix.json`, so that `nlah run-cell` on another
+//! machine runs a cell exactly as the local executor does.
+//!
+//! Each default is declared once, in [`defaults`]: clap shows and applies it, `Default` and
+//! serde (`#[serde(default)]`, for files written before a field existed) take it from there.
+
+use std::path::PathBuf;
+
+use clap::ArgMatches;
+use clap::parser::ValueSource;
+use serde::{Deserialize, Serialize};
+
+use crate::model::ToolChoice;
+use crate::model::retry::RetryPolicy;
+
+/// The one declaration of each default.
+pub mod defaults {
+    /// Let the model decide whether to call a tool.
+    pub const TOOL_CHOICE: &str = "auto";
+    pub const MAX_STEPS: u32 = 40;
+    pub const RETRIES: u32 = 5;
+}
+
+/// The `nlah run` flags that every cell of a matrix shares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
+pub struct RunSettings {
+    // In matrix.json `None` is the charter built into the binary: `nlah ablate` stores
+    // ./runtime-charter, when it is there, as an absolute path (Slurm jobs may start elsewhere).
+    // A second doc paragraph would make clap print the long help layout.
+    /// The runtime charter folder (default: ./runtime-charter, else the built-in one).
+    #[arg(long)]
+    pub charter: Option<PathBuf>,
+    /// An environment variable a command: backend may see (its own API key); repeatable.
+    #[arg(long = "pass-env", value_name = "VAR")]
+    pub pass_env: Vec<String>,
+    /// `auto` (default), `none`, or a tool name to force (small local models need it).
+    #[arg(long, default_value = defaults::TOOL_CHOICE)]
+    pub tool_choice: String,
+    /// Model steps per child at most.
+    #[arg(long, default_value_t = defaults::MAX_STEPS)]
+    pub max_steps: u32,
+    /// Completion tokens per model call at most.
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Attempts per model call on 429, 5xx, timeouts and malformed answers.
+    #[arg(long, default_value_t = defaults::RETRIES)]
+    pub retries: u32,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            charter: None,
+            pass_env: Vec::new(),
+            tool_choice: defaults::TOOL_CHOICE.into(),
+            max_steps: defaults::MAX_STEPS,
+            max_tokens: None,
+            temperature: None,
+            retries: defaults::RETRIES,
+        }
+    }
+}
+
+impl RunSettings {
+    /// `--tool-choice` as the model requests take it.
+    pub fn tool_choice(&self) -> ToolChoice {
+        match self.tool_choice.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            tool => ToolChoice::Function(tool.to_string()),
+        }
+    }
+
+    /// The retry policy of model calls: `--retries` attempts (at least one), default backoff.
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.retries.max(1),
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// Takes from `flags` the settings given on the command line (`matches` says which),
+    /// keeping the rest of `self`: a resumed matrix keeps what it was started with unless told
+    /// otherwise, even where that differs from a default.
+    pub fn overlay(&mut self, flags: &RunSettings, matches: &ArgMatches) {
+        let given = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        // Destructured so that a new field cannot be forgotten here.
+        let RunSettings {
+            charter,
+            pass_env,
+            tool_choice,
+            max_steps,
+            max_tokens,
+            temperature,
+            retries,
+        } = flags;
+        if given("charter") {
+            self.charter.clone_from(charter);
+        }
+        if given("pass_env") {
+            self.pass_env.clone_from(pass_env);
+        }
+        if given("tool_choice") {
+            self.tool_choice.clone_from(tool_choice);
+        }
+        if given("max_steps") {
+            self.max_steps = *max_steps;
+        }
+        if given("max_tokens") {
+            self.max_tokens = *max_tokens;
+        }
+        if given("temperature") {
+            self.temperature = *temperature;
+        }
+        if given("retries") {
+            self.retries = *retries;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches, Parser};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        settings: RunSettings,
+    }
+
+    fn parse(args: &[&str]) -> (RunSettings, ArgMatches) {
+        let m = Cmd::command()
+            .try_get_matches_from(std::iter::once("nlah").chain(args.iter().copied()))
+            .unwrap();
+        (Cmd::from_arg_matches(&m).unwrap().settings, m)
+    }
+
+    #[test]
+    fn clap_serde_and_default_agree_on_every_default() {
+        let (flags, _) = parse(&[]);
+        assert_eq!(flags, RunSettings::default());
+        let from_empty: RunSettings = serde_json::from_str("{}").unwrap();
+        assert_eq!(from_empty, RunSettings::default());
+        assert_eq!(RunSettings::default().tool_choice(), ToolChoice::Auto);
+        assert_eq!(RunSettings::default().retry(), RetryPolicy::default());
+    }
+
+    #[test]
+    fn overlay_takes_only_what_the_command_line_gave() {
+        let stored = RunSettings {
+            max_steps: 7,
+            tool_choice: "write".into(),
+            retries: 2,
+            pass_env: vec!["KEY".into()],
+            temperature: Some(0.5),
+            ..RunSettings::default()
+        };
+        let (flags, m) = parse(&[]);
+        let mut s = stored.clone();
+        s.overlay(&flags, &m);
+        assert_eq!(s, stored, "defaults do not override stored settings");
+
+        let (flags, m) = parse(&[
+            "--max-steps",
+            "40",
+            "--tool-choice",
+            "none",
+            "--max-tokens",
+            "9",
+        ]);
+        let mut s = stored.clone();
+        s.overlay(&flags, &m);
+        assert_eq!(
+            s,
+            RunSettings {
+                max_steps: 40,
+                tool_choice: "none".into(),
+                max_tokens: Some(9),
+                ..stored
+            }
+        );
+    }
+
+    #[test]
+    fn tool_choice_names_a_tool_to_force() {
+        let s = RunSettings {
+            tool_choice: "shell".into(),
+            retries: 0,
+            ..RunSettings::default()
+        };
+        assert_eq!(s.tool_choice(), ToolChoice::Function("shell".into()));
+        assert_eq!(s.retry().max_attempts, 1);
+    }
+}
