@@ -33,7 +33,7 @@ use nlah::diag::Diags;
 use nlah::engine::RunSettings;
 use nlah::record::Usage;
 use nlah::record::{
-    HarnessRef, Metrics, Outcome, RunRecord, SCHEMA, StageMetrics, TaskRef, VerifierRecord,
+    HarnessRef, Metrics, RunOutcome, RunRecord, SCHEMA, StageMetrics, TaskRef, VerifierRecord,
 };
 use serde_json::{Value, json};
 
@@ -207,7 +207,7 @@ fn part1(dir: &Path) -> Res<()> {
         );
         for r in &results {
             let rec = r.record.as_ref().ok_or("a cell has no run.json")?;
-            if rec.outcome != Outcome::Passed || rec.metrics.total.calls != CALLS_PER_CELL {
+            if rec.outcome != RunOutcome::Passed || rec.metrics.total.calls != CALLS_PER_CELL {
                 return Err(format!(
                     "cell {}: {} after {} calls ({})",
                     r.cell.id,
@@ -270,9 +270,9 @@ fn record(c: &Cell, version: &str) -> RunRecord {
         started: "2025-01-01T00:00:00.000Z".into(),
         finished: Some("2025-01-01T00:03:00.000Z".into()),
         outcome: if seed.is_multiple_of(3) {
-            Outcome::Failed
+            RunOutcome::Failed
         } else {
-            Outcome::Passed
+            RunOutcome::Passed
         },
         reason: "the harness finished after stage verify; the hidden verifier passed".into(),
         verifier: Some(VerifierRecord {

@@ -16,7 +16,7 @@ pub use super::error::AblationError;
 use super::matrix::MATRIX_FILE;
 use super::resume::run_json;
 use super::{Cell, CellResult, Matrix, matrix};
-use crate::record::{Outcome, RunRecord};
+use crate::record::{RunOutcome, RunRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub const INDEX_FILE: &str = "index.sqlite";
@@ -26,7 +26,7 @@ const VERSION: &str = "1";
 /// The figures of one cell's run.json that tables and schedulers need, without the full record.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
-    pub outcome: Outcome,
+    pub outcome: RunOutcome,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cached_input_tokens: u64,
@@ -97,7 +97,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn outcome(&self) -> Option<Outcome> {
+    pub fn outcome(&self) -> Option<RunOutcome> {
         self.summary.map(|s| s.outcome)
     }
 }
@@ -108,13 +108,13 @@ struct Row {
     record: Option<String>,
 }
 
-fn outcome_from(s: &str) -> Option<Outcome> {
+fn outcome_from(s: &str) -> Option<RunOutcome> {
     Some(match s {
-        "passed" => Outcome::Passed,
-        "failed" => Outcome::Failed,
-        "unverified" => Outcome::Unverified,
-        "error" => Outcome::Error,
-        "running" => Outcome::Running,
+        "passed" => RunOutcome::Passed,
+        "failed" => RunOutcome::Failed,
+        "unverified" => RunOutcome::Unverified,
+        "error" => RunOutcome::Error,
+        "running" => RunOutcome::Running,
         _ => return None,
     })
 }
@@ -540,7 +540,7 @@ mod tests {
         }
     }
 
-    fn record(outcome: Outcome, cost: f64) -> RunRecord {
+    fn record(outcome: RunOutcome, cost: f64) -> RunRecord {
         let mut metrics = Metrics::default();
         metrics.total.cost_usd = cost;
         metrics.total.input_tokens = 10;
@@ -577,7 +577,7 @@ mod tests {
         crate::atomic::write(&p, serde_json::to_string_pretty(r).unwrap().as_bytes()).unwrap();
     }
 
-    fn outcomes(out: &Path) -> Vec<Option<Outcome>> {
+    fn outcomes(out: &Path) -> Vec<Option<RunOutcome>> {
         let (_, s) = summaries(out).unwrap();
         s.iter().map(|s| s.map(|s| s.outcome)).collect()
     }
@@ -607,18 +607,18 @@ mod tests {
             },
         )
         .unwrap();
-        put(out, &cells[0], &record(Outcome::Passed, 0.5));
-        put(out, &cells[1], &record(Outcome::Running, 0.0));
+        put(out, &cells[0], &record(RunOutcome::Passed, 0.5));
+        put(out, &cells[1], &record(RunOutcome::Running, 0.0));
         assert_eq!(
             outcomes(out),
-            [Some(Outcome::Passed), Some(Outcome::Running), None]
+            [Some(RunOutcome::Passed), Some(RunOutcome::Running), None]
         );
         assert!(path(out).is_file());
 
         // A rewritten run.json is read again; a removed one drops out.
-        put(out, &cells[1], &record(Outcome::Failed, 0.25));
+        put(out, &cells[1], &record(RunOutcome::Failed, 0.25));
         std::fs::remove_file(run_json(out, &cells[0].id)).unwrap();
-        assert_eq!(outcomes(out), [None, Some(Outcome::Failed), None]);
+        assert_eq!(outcomes(out), [None, Some(RunOutcome::Failed), None]);
         let (_, s) = summaries(out).unwrap();
         let s1 = s[1].unwrap();
         assert_eq!(s1.cost_usd, 0.25);
@@ -631,10 +631,10 @@ mod tests {
         let db = Connection::open(path(out)).unwrap();
         db.execute("UPDATE cells SET outcome = 'passed'", [])
             .unwrap();
-        assert_eq!(outcomes(out), [None, Some(Outcome::Passed), None]);
+        assert_eq!(outcomes(out), [None, Some(RunOutcome::Passed), None]);
         // ...until the index is rebuilt from the files.
         assert_eq!(rebuild(out).unwrap(), 1);
-        assert_eq!(outcomes(out), [None, Some(Outcome::Failed), None]);
+        assert_eq!(outcomes(out), [None, Some(RunOutcome::Failed), None]);
 
         // An index of another version, or not a database at all, is replaced.
         drop(db);
@@ -642,9 +642,9 @@ mod tests {
         db.execute("UPDATE meta SET value = '0' WHERE key = 'version'", [])
             .unwrap();
         drop(db);
-        assert_eq!(outcomes(out), [None, Some(Outcome::Failed), None]);
+        assert_eq!(outcomes(out), [None, Some(RunOutcome::Failed), None]);
         std::fs::write(path(out), b"garbage").unwrap();
-        assert_eq!(outcomes(out), [None, Some(Outcome::Failed), None]);
+        assert_eq!(outcomes(out), [None, Some(RunOutcome::Failed), None]);
         let db = Connection::open(path(out)).unwrap();
         let n: i64 = db
             .query_row("SELECT count(*) FROM cells", [], |r| r.get(0))

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::error::AblationError;
-use crate::record::Outcome;
+use crate::record::RunOutcome;
 
 pub const CELLS_DIR: &str = "cells";
 pub const RUN_JSON: &str = "run.json";
@@ -29,8 +29,11 @@ pub fn run_json(out: &Path, id: &str) -> PathBuf {
 
 /// Whether an outcome is a result (the cell is done) rather than unfinished or an infrastructure
 /// failure.
-pub fn is_result(o: Outcome) -> bool {
-    matches!(o, Outcome::Passed | Outcome::Failed | Outcome::Unverified)
+pub fn is_result(o: RunOutcome) -> bool {
+    matches!(
+        o,
+        RunOutcome::Passed | RunOutcome::Failed | RunOutcome::Unverified
+    )
 }
 
 /// Where a cell stands.
@@ -39,9 +42,9 @@ pub enum CellState {
     /// No folder, or an empty one: runs in place.
     Fresh,
     /// A result: skipped.
-    Finished(Outcome),
+    Finished(RunOutcome),
     /// `error`, `running`, or a folder without a readable run.json: moved aside, then run.
-    Unfinished(Option<Outcome>),
+    Unfinished(Option<RunOutcome>),
 }
 
 impl CellState {
@@ -52,11 +55,11 @@ impl CellState {
 
 #[derive(Deserialize)]
 struct Head {
-    outcome: Outcome,
+    outcome: RunOutcome,
 }
 
 /// Reads just the outcome of a run.json.
-pub fn outcome_of(path: &Path) -> Option<Outcome> {
+pub fn outcome_of(path: &Path) -> Option<RunOutcome> {
     let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice::<Head>(&bytes)
         .ok()
@@ -147,7 +150,7 @@ mod tests {
         std::fs::write(run_json(out, "a"), r#"{"outcome": "running", "x": 1}"#).unwrap();
         assert_eq!(
             state(out, "a"),
-            CellState::Unfinished(Some(Outcome::Running))
+            CellState::Unfinished(Some(RunOutcome::Running))
         );
         let moved = clear(out, "a").unwrap().unwrap();
         assert!(moved.ends_with("a.attempt-1"));
@@ -157,7 +160,7 @@ mod tests {
         assert!(clear(out, "a").unwrap().unwrap().ends_with("a.attempt-2"));
         std::fs::create_dir_all(cell_dir(out, "a")).unwrap();
         std::fs::write(run_json(out, "a"), r#"{"outcome": "failed"}"#).unwrap();
-        assert_eq!(state(out, "a"), CellState::Finished(Outcome::Failed));
+        assert_eq!(state(out, "a"), CellState::Finished(RunOutcome::Failed));
     }
 
     #[test]

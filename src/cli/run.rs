@@ -13,7 +13,7 @@ use nlah::harness::Toggles;
 use nlah::model::ModelSpec;
 use nlah::record::Usage;
 use nlah::record::{Event, EventKind};
-use nlah::record::{Outcome, RunRecord};
+use nlah::record::{RunOutcome, RunRecord};
 
 use super::{exit, output, resolve_harness};
 
@@ -219,7 +219,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     opts.settings = a.settings;
     let progress = if a.json {
         let out = Arc::new(Mutex::new(std::io::stdout()));
-        let observer: engine::Observer = Arc::new(move |e: &Event| {
+        let observer: engine::EventSink = Arc::new(move |e: &Event| {
             if let Ok(line) = serde_json::to_string(e) {
                 let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
                 let _ = writeln!(o, "{line}");
@@ -284,8 +284,8 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         println!("{}", summary(&report.record, &report.workspace));
     }
     Ok(match report.record.outcome {
-        Outcome::Passed => exit::OK,
-        Outcome::Error
+        RunOutcome::Passed => exit::OK,
+        RunOutcome::Error
             if matches!(
                 report.record.error_class.as_deref(),
                 Some("auth" | "config")

@@ -27,7 +27,7 @@ use crate::model::{ChatBackend, ModelSpec};
 use crate::record::EventKind;
 use crate::record::Usage;
 use crate::record::{
-    HarnessRef, Metrics, Outcome, RunRecord, SCHEMA, StageMetrics, TaskRef, VerifierRecord,
+    HarnessRef, Metrics, RunOutcome, RunRecord, SCHEMA, StageMetrics, TaskRef, VerifierRecord,
 };
 use crate::sandbox::{self, Confinement};
 use crate::task::{self, Task};
@@ -39,7 +39,7 @@ use flow::{Flow, Next};
 pub use settings::RunSettings;
 
 /// Receives every event as it is recorded (the CLI renders progress from them).
-pub type Observer = Arc<dyn Fn(&crate::record::Event) + Send + Sync>;
+pub type EventSink = Arc<dyn Fn(&crate::record::Event) + Send + Sync>;
 
 /// Everything a run is given: what it runs (harness, toggles, task, model, seed), where, the
 /// [`RunSettings`] it runs with, the engine's own limits, and the services the embedding program
@@ -63,7 +63,7 @@ pub struct RunOptions {
     pub output_cap: usize,
     /// No child runs longer than this (nor past the wall-time budget).
     pub child_timeout: Duration,
-    pub observer: Option<Observer>,
+    pub observer: Option<EventSink>,
     /// A chat backend of the embedding program's own, used instead of the model spec's HTTP
     /// backend (the spec still names the model in requests and records).
     pub chat_backend: Option<Arc<dyn ChatBackend>>,
@@ -363,7 +363,7 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
         seed: run.opts.seed,
         started: started_at,
         finished: None,
-        outcome: Outcome::Running,
+        outcome: RunOutcome::Running,
         reason: "the run is in progress".into(),
         verifier: None,
         error_class: None,
@@ -439,10 +439,10 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
     };
     record.error_class = infra.clone();
     record.outcome = match (&verdict, infra.is_some()) {
-        (_, true) => Outcome::Error,
-        (Some(v), _) if v.passed => Outcome::Passed,
-        (Some(_), _) => Outcome::Failed,
-        (None, _) => Outcome::Unverified,
+        (_, true) => RunOutcome::Error,
+        (Some(v), _) if v.passed => RunOutcome::Passed,
+        (Some(_), _) => RunOutcome::Failed,
+        (None, _) => RunOutcome::Unverified,
     };
     record.verifier = verdict.as_ref().map(|v| VerifierRecord {
         passed: v.passed,

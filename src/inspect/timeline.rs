@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{RunDir, describe, short};
-use crate::record::{ChildStatus, EventKind, Outcome, Usage};
+use crate::record::{ChildStatus, EventKind, RunOutcome, Usage};
 
 /// How an entry reads at a glance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -154,7 +154,7 @@ pub fn build(run: &RunDir, opts: Options) -> Timeline {
             EventKind::Error { .. } => (0, Mark::Fail),
             EventKind::RunFinished { outcome, .. } => (
                 0,
-                if *outcome == Outcome::Passed {
+                if *outcome == RunOutcome::Passed {
                     Mark::Pass
                 } else {
                     Mark::Fail

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Outcome, Usage};
+use super::{RunOutcome, Usage};
 
 /// One thing that happened, with when and (for model work) what it cost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,7 +179,7 @@ pub enum EventKind {
         duration_ms: u64,
     },
     RunFinished {
-        outcome: Outcome,
+        outcome: RunOutcome,
         usage: Usage,
     },
 }

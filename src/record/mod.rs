@@ -9,6 +9,6 @@ mod usage;
 
 pub use event::{ChildStatus, Event, EventKind};
 pub use run::{
-    HarnessRef, Metrics, Outcome, RunRecord, SCHEMA, StageMetrics, TaskRef, VerifierRecord,
+    HarnessRef, Metrics, RunOutcome, RunRecord, SCHEMA, StageMetrics, TaskRef, VerifierRecord,
 };
 pub use usage::Usage;

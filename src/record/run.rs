@@ -10,7 +10,7 @@ pub const SCHEMA: &str = "nlah.run/1";
 /// provider down, retries spent) and is worth running again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Outcome {
+pub enum RunOutcome {
     Passed,
     Failed,
     Unverified,
@@ -18,19 +18,19 @@ pub enum Outcome {
     Running,
 }
 
-impl Outcome {
+impl RunOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Passed => "passed",
-            Outcome::Failed => "failed",
-            Outcome::Unverified => "unverified",
-            Outcome::Error => "error",
-            Outcome::Running => "running",
+            RunOutcome::Passed => "passed",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Unverified => "unverified",
+            RunOutcome::Error => "error",
+            RunOutcome::Running => "running",
         }
     }
 }
 
-impl std::fmt::Display for Outcome {
+impl std::fmt::Display for RunOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
@@ -93,7 +93,7 @@ pub struct RunRecord {
     pub seed: u64,
     pub started: String,
     pub finished: Option<String>,
-    pub outcome: Outcome,
+    pub outcome: RunOutcome,
     /// Why the run ended as it did, in a sentence.
     pub reason: String,
     pub verifier: Option<VerifierRecord>,

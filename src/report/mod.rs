@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ablation::index::Summary;
 use crate::ablation::{Cell, CellResult, Matrix};
-use crate::record::Outcome;
+use crate::record::RunOutcome;
 
 pub use load::{load, load_files, report};
 pub use stats::Estimate;
@@ -96,14 +96,14 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, outcome: Option<Outcome>) {
+    fn add(&mut self, outcome: Option<RunOutcome>) {
         self.cells += 1;
         match outcome {
-            Some(Outcome::Passed) => self.passed += 1,
-            Some(Outcome::Failed) => self.failed += 1,
-            Some(Outcome::Unverified) => self.unverified += 1,
-            Some(Outcome::Error) => self.errors += 1,
-            Some(Outcome::Running) => self.running += 1,
+            Some(RunOutcome::Passed) => self.passed += 1,
+            Some(RunOutcome::Failed) => self.failed += 1,
+            Some(RunOutcome::Unverified) => self.unverified += 1,
+            Some(RunOutcome::Error) => self.errors += 1,
+            Some(RunOutcome::Running) => self.running += 1,
             None => self.not_run += 1,
         }
     }
@@ -367,10 +367,10 @@ impl VariantAcc {
         self.counts.add(facts.map(|f| f.outcome));
         let Some(f) = facts else { return };
         let (scored, passed) = match f.outcome {
-            Outcome::Passed => (true, true),
-            Outcome::Failed => (true, false),
-            Outcome::Unverified => (false, false),
-            Outcome::Error | Outcome::Running => return,
+            RunOutcome::Passed => (true, true),
+            RunOutcome::Failed => (true, false),
+            RunOutcome::Unverified => (false, false),
+            RunOutcome::Error | RunOutcome::Running => return,
         };
         let seed = self.seeds.entry(cell.seed).or_default();
         for s in [&mut self.all, seed] {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use nlah::ablation::Cell;
-use nlah::record::{Outcome, RunRecord};
+use nlah::record::{RunOutcome, RunRecord};
 use nlah::report::{self, AblationReport, Format, fmt, stats};
 
 use crate::support::TestEnv;
@@ -145,10 +145,10 @@ const VARIANTS_A: [(&str, &[&str]); 3] = [
     ("+self-evolution", &["self-evolution"]),
 ];
 
-fn outcome_a(c: &Cell) -> Option<Outcome> {
-    use Outcome::{Error, Failed as F, Passed as P};
+fn outcome_a(c: &Cell) -> Option<RunOutcome> {
+    use RunOutcome::{Error, Failed as F, Passed as P};
     let t: usize = c.task[1..].parse().unwrap();
-    let rows: [[[Option<Outcome>; 4]; 2]; 3] = [
+    let rows: [[[Option<RunOutcome>; 4]; 2]; 3] = [
         [
             [Some(P), Some(P), Some(F), Some(F)],
             [Some(P), Some(F), Some(F), Some(F)],
@@ -394,7 +394,7 @@ fn fixture_b(out: &Path) {
     ];
     let m = build::matrix(&variants, &tasks, &["m1", "m2"], 1, "full");
     build::write(out, &m, |c| {
-        use Outcome::*;
+        use RunOutcome::*;
         let full = c.variant == "full";
         let outcome = match (c.task.as_str(), c.model.as_str(), full) {
             ("s1", _, _) => Passed,
@@ -562,7 +562,7 @@ fn files_index_and_summaries_give_the_same_report() {
     // Once more from a warm index, after one cell changed on disk.
     let c = &m.cells[0];
     let mut rec = cells[0].record.clone().unwrap();
-    rec.outcome = Outcome::Failed;
+    rec.outcome = RunOutcome::Failed;
     std::fs::write(
         dir.path().join("cells").join(&c.id).join("run.json"),
         serde_json::to_vec(&rec).unwrap(),

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::{CellRun, Event, Runner, Sink, run_cell};
 use crate::ablation::Cell;
 use crate::ablation::error::AblationError;
-use crate::record::Outcome;
+use crate::record::RunOutcome;
 
 /// How the pool runs.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +57,7 @@ pub fn start_spacing() -> Duration {
 
 /// What one invocation of the pool did.
 #[derive(Debug, Clone, Default)]
-pub struct Report {
+pub struct PoolSummary {
     /// Cells that ran to a result.
     pub results: usize,
     /// Cells that ended in `error`, or stopped without a run.json.
@@ -83,11 +83,11 @@ pub async fn run(
     opts: Local,
     sink: Sink,
     stop: impl Future<Output = ()>,
-) -> Report {
+) -> PoolSummary {
     let k = opts.concurrency.max(1);
-    let mut report = Report {
+    let mut report = PoolSummary {
         spent,
-        ..Report::default()
+        ..PoolSummary::default()
     };
     let mut queue = pending.into_iter();
     let handle = tokio::runtime::Handle::current();
@@ -179,7 +179,7 @@ pub async fn run(
                 match ended {
                     Ended::Done(Ok(CellRun::Ran(record))) => {
                         report.spent += record.metrics.total.cost_usd;
-                        if record.outcome == Outcome::Error {
+                        if record.outcome == RunOutcome::Error {
                             report.errors += 1;
                         } else {
                             report.results += 1;

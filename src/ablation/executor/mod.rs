@@ -15,11 +15,11 @@ use super::matrix::{MatrixFile, compose_variant, module_names, toggles};
 use super::resume::{self, CellState};
 use super::{Cell, Matrix, Variant};
 use crate::charter::Charter;
-use crate::engine::{self, Built, HttpBackends, Observer, RunOptions, RunSettings};
+use crate::engine::{self, Built, EventSink, HttpBackends, RunOptions, RunSettings};
 use crate::model::{ChatBackend, ModelSpec};
 use crate::record::EventKind;
 use crate::record::Usage;
-use crate::record::{Outcome, RunRecord};
+use crate::record::{RunOutcome, RunRecord};
 use crate::task;
 
 /// What executors tell the CLI while cells run.
@@ -56,7 +56,7 @@ pub fn quiet() -> Sink {
 #[derive(Debug, Clone)]
 pub enum CellRun {
     /// It had a result already; nothing ran.
-    Skipped(Outcome),
+    Skipped(RunOutcome),
     Ran(Arc<RunRecord>),
 }
 
@@ -185,7 +185,7 @@ impl Runner {
         o.chat_backend = self.chat_backend.clone();
         let sink = sink.clone();
         let index = cell.index;
-        let observer: Observer = Arc::new(move |e: &crate::record::Event| {
+        let observer: EventSink = Arc::new(move |e: &crate::record::Event| {
             if let EventKind::ModelCall { usage, .. } = &e.kind {
                 sink(&Event::ModelCall {
                     index,
@@ -276,10 +276,10 @@ impl Tally {
     /// Counts a cell's run.json summary.
     pub fn add(&mut self, s: &Summary) {
         match s.outcome {
-            Outcome::Passed => self.passed += 1,
-            Outcome::Failed => self.failed += 1,
-            Outcome::Unverified => self.unverified += 1,
-            Outcome::Error | Outcome::Running => self.errors += 1,
+            RunOutcome::Passed => self.passed += 1,
+            RunOutcome::Failed => self.failed += 1,
+            RunOutcome::Unverified => self.unverified += 1,
+            RunOutcome::Error | RunOutcome::Running => self.errors += 1,
         }
         self.usage.input_tokens += s.input_tokens;
         self.usage.output_tokens += s.output_tokens;

@@ -19,7 +19,7 @@ use crate::ablation::error::AblationError;
 use crate::ablation::index::Summary;
 use crate::ablation::resume::{self, is_result};
 use crate::ablation::{Cell, Matrix};
-use crate::record::{Outcome, RunRecord};
+use crate::record::{RunOutcome, RunRecord};
 
 pub const SLURM_DIR: &str = "slurm";
 const JOBS_FILE: &str = "jobs.json";
@@ -45,7 +45,7 @@ pub struct Slurm {
 
 /// What one invocation did.
 #[derive(Debug, Clone, Default)]
-pub struct Report {
+pub struct SlurmSubmission {
     pub results: usize,
     pub errors: usize,
     /// Cells cancelled before they started, because the cost ceiling was reached.
@@ -272,10 +272,10 @@ pub async fn run(
     spent: f64,
     opts: &Slurm,
     sink: Sink,
-) -> Result<Report, AblationError> {
-    let mut report = Report {
+) -> Result<SlurmSubmission, AblationError> {
+    let mut report = SlurmSubmission {
         spent,
-        ..Report::default()
+        ..SlurmSubmission::default()
     };
     if pending.is_empty() {
         return Ok(report);
@@ -443,7 +443,12 @@ fn stamp(p: &Path) -> Option<(i64, u64, u64)> {
 }
 
 /// Reads the run.json files that changed since the last look.
-fn collect(out: &Path, waiting: &mut HashMap<usize, Watch>, report: &mut Report, sink: &Sink) {
+fn collect(
+    out: &Path,
+    waiting: &mut HashMap<usize, Watch>,
+    report: &mut SlurmSubmission,
+    sink: &Sink,
+) {
     let mut done = Vec::new();
     for (i, w) in waiting.iter_mut() {
         let path = resume::run_json(out, &w.cell.id);
@@ -465,7 +470,7 @@ fn collect(out: &Path, waiting: &mut HashMap<usize, Watch>, report: &mut Report,
                 moved_aside: None,
             });
         }
-        if record.outcome == Outcome::Running {
+        if record.outcome == RunOutcome::Running {
             continue;
         }
         let s = Summary::of(&record);
