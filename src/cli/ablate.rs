@@ -473,6 +473,10 @@ pub fn run(a: Args, matches: Option<&ArgMatches>) -> anyhow::Result<u8> {
         Err(Ok(code)) => return Ok(code),
         Err(Err(e)) => return Err(e),
     };
+    // A missing cassette or key is the user's to fix: say so before OUT holds anything.
+    for spec in &file.matrix.models {
+        nlah::engine::backends::preflight(&spec.parse()?)?;
+    }
     std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create", out.display()))?;
     let out = out
         .canonicalize()

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{TestEnv, assert_fsck};
+use crate::support::{TestEnv, assert_fsck, assert_fsck_cells};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -122,4 +122,46 @@ fn diff_of_a_folder_and_a_missing_path_says_no_such_folder() {
     let (code, _, stderr) = run(&["diff", "/nonexistent", "harness-skills/swe"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("/nonexistent: no such folder"), "{stderr}");
+}
+
+#[test]
+fn eval_with_a_missing_cassette_is_a_usage_error_before_out_exists() {
+    let env = TestEnv::new();
+    let out = env.root().join("out");
+    let (code, _, stderr) = env.run(&[
+        "eval",
+        "harness-skills/basic",
+        "examples/tasks/hello-greeting",
+        "--model",
+        "replay:/nonexistent/cassette.jsonl",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("/nonexistent/cassette.jsonl"), "{stderr}");
+    assert!(!out.exists(), "nothing created");
+}
+
+#[test]
+fn a_single_task_folder_is_its_own_task_set_in_the_report() {
+    let env = TestEnv::new();
+    let out = env.root().join("out");
+    let cassette = root().join("examples/cassettes/basic-hello-greeting.qwen2.5-coder-0.5b.jsonl");
+    let (code, stdout, stderr) = env.run(&[
+        "eval",
+        "harness-skills/basic",
+        "examples/tasks/hello-greeting",
+        "--model",
+        &format!("replay:{}", cassette.display()),
+        "--max-steps",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_fsck_cells(&out);
+    let (code, json, stderr) = env.run(&["report", out.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(report["groups"][0]["task_set"], "hello-greeting", "{json}");
 }
