@@ -10,6 +10,7 @@
 use super::Run;
 use super::child::{Kind, Request, verifier_roles};
 use crate::harness::model::{BriefForm, Harness};
+use crate::harness::parse;
 use crate::model::ToolSpec;
 
 /// Where the compact form points children for the runtime's full rules.
@@ -134,23 +135,13 @@ const COMPACT_RULES: &str = "\
 - Finish with `write` to your `RESPONSE.md`: first line `status: done`, `failed` or `blocked` (plain text), then any `verdict:`/`ranking:`/`next:` line your job asks for, a short summary, `## Artifacts` and `## Evidence` (backticked paths).
 ";
 
-/// The keys of role and stage fields, which the compact form leaves out of the instructions:
-/// the brief's checks, the tool schemas and the runtime say what they mean.
-const FIELD_KEYS: [&str; 13] = [
-    "role",
-    "reads",
-    "produces",
-    "gate",
-    "gates",
-    "on failure",
-    "on-failure",
-    "then",
-    "candidates",
-    "select",
-    "reflection",
-    "model",
-    "tools",
-];
+/// Whether a list item's key is one of the role and stage fields the compact form leaves out of
+/// the instructions (the brief's checks, the tool schemas and the runtime say what they mean).
+fn is_field_key(key: &str) -> bool {
+    let key = key.replace('-', " ");
+    key != "instructions"
+        && (parse::STAGE_KEYS.contains(&key.as_str()) || parse::ROLE_KEYS.contains(&key.as_str()))
+}
 
 /// A role's or stage's instructions without the fields that open them.
 fn without_fields(body: &str) -> &str {
@@ -162,7 +153,7 @@ fn without_fields(body: &str) -> &str {
             .and_then(|l| l.split_once(':'))
             .map(|(k, _)| k.trim_matches('*').trim().to_lowercase());
         let skip = line.trim().is_empty()
-            || key.is_some_and(|k| FIELD_KEYS.contains(&k.as_str()))
+            || key.is_some_and(|k| is_field_key(&k))
             || (in_field && line.starts_with([' ', '\t']));
         if !skip {
             break;

@@ -13,6 +13,25 @@ use super::model::*;
 use super::source::Text;
 use crate::diag::{Diagnostic, Diags, Pos, closest};
 
+/// The fields a stage's list may open with (read by the parser, and left out of the compact
+/// brief, which says what they mean in its own words).
+pub(crate) const STAGE_KEYS: [&str; 11] = [
+    "role",
+    "reads",
+    "produces",
+    "gate",
+    "gates",
+    "on failure",
+    "then",
+    "candidates",
+    "select",
+    "reflection",
+    "instructions",
+];
+
+/// The fields a role's list may open with.
+pub(crate) const ROLE_KEYS: [&str; 2] = ["model", "tools"];
+
 /// The six NLAH components, as level-2 sections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Component {
@@ -462,27 +481,13 @@ impl Reader<'_> {
                             .or(Some(f.value.clone()))
                     }
                     "tools" => role.tools = Some(list_values(&f.value)),
-                    _ => self.near_miss(&f, &["model", "tools"], "role"),
+                    _ => self.near_miss(&f, &ROLE_KEYS, "role"),
                 }
             }
             roles.push(role);
         }
         roles
     }
-
-    const STAGE_KEYS: [&'static str; 11] = [
-        "role",
-        "reads",
-        "produces",
-        "gate",
-        "gates",
-        "on failure",
-        "then",
-        "candidates",
-        "select",
-        "reflection",
-        "instructions",
-    ];
 
     fn stages(&mut self, sec: &Section) -> (Flow, Vec<Stage>) {
         let subs = self.outline.sections(sec.body.clone(), 3);
@@ -656,7 +661,7 @@ impl Reader<'_> {
                         "write ``reflection: `artifacts/reflection.md`, at most 4000 bytes``",
                     ),
                 },
-                _ => self.near_miss(&f, &Self::STAGE_KEYS, "stage"),
+                _ => self.near_miss(&f, &STAGE_KEYS, "stage"),
             }
         }
         if s.role.is_empty() {

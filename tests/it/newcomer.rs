@@ -41,54 +41,38 @@ fn the_migrated_examples_pass_strict_checks() {
     }
 }
 
-#[test]
-fn a_missing_cassette_is_a_usage_error_before_any_workspace_exists() {
+/// `nlah run basic hello-greeting --model MODEL` in an empty folder: it must exit 2, name
+/// `cause` and leave the folder empty.
+fn refused_before_any_workspace(model: &str, cause: &str) {
     let env = TestEnv::with_base_url("https://api.example.invalid/v1");
     let cwd = tempfile::tempdir().unwrap();
     let harness = root().join("harness-skills/basic");
     let task = root().join("examples/tasks/hello-greeting");
-    let (code, _, stderr) = env.run_in(
-        cwd.path(),
-        &[
-            "run",
-            harness.to_str().unwrap(),
-            task.to_str().unwrap(),
-            "--model",
-            "replay:/nonexistent/cassette.jsonl",
-        ],
-    );
+    let args = [
+        "run",
+        harness.to_str().unwrap(),
+        task.to_str().unwrap(),
+        "--model",
+        model,
+    ];
+    let (code, _, stderr) = env.run_in(cwd.path(), &args);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("/nonexistent/cassette.jsonl"), "{stderr}");
-    assert_eq!(
-        std::fs::read_dir(cwd.path()).unwrap().count(),
-        0,
-        "nothing created"
+    assert!(stderr.contains(cause), "{stderr}");
+    let left = std::fs::read_dir(cwd.path()).unwrap().count();
+    assert_eq!(left, 0, "nothing created");
+}
+
+#[test]
+fn a_missing_cassette_is_a_usage_error_before_any_workspace_exists() {
+    refused_before_any_workspace(
+        "replay:/nonexistent/cassette.jsonl",
+        "/nonexistent/cassette.jsonl",
     );
 }
 
 #[test]
 fn a_missing_api_key_is_a_usage_error_before_any_workspace_exists() {
-    let env = TestEnv::with_base_url("https://api.example.invalid/v1");
-    let cwd = tempfile::tempdir().unwrap();
-    let harness = root().join("harness-skills/basic");
-    let task = root().join("examples/tasks/hello-greeting");
-    let (code, _, stderr) = env.run_in(
-        cwd.path(),
-        &[
-            "run",
-            harness.to_str().unwrap(),
-            task.to_str().unwrap(),
-            "--model",
-            "openai:gpt-4.1-mini",
-        ],
-    );
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("OPENAI_API_KEY"), "{stderr}");
-    assert_eq!(
-        std::fs::read_dir(cwd.path()).unwrap().count(),
-        0,
-        "nothing created"
-    );
+    refused_before_any_workspace("openai:gpt-4.1-mini", "OPENAI_API_KEY");
 }
 
 #[test]
