@@ -1,5 +1,5 @@
 //! Real runs of a bundled harness whose every model request is kept, for measuring what a child
-//! is sent first (`cargo bench --bench briefs`, `tests/briefs.rs`).
+//! is sent first (`cargo bench --bench briefs`, `tests/it/briefs.rs`).
 //!
 //! The model is in-process: each child answers its first call by writing what its stage must
 //! produce and its RESPONSE.md (`status: failed` for the children `fail` names, so that a stage
