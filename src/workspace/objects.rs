@@ -1,15 +1,33 @@
-//! Writing git objects straight into a repository's object store, one pack per commit.
+//! Writing git objects straight into a repository's object store, one pack per commit, and
+//! consolidating those packs through libgit2 before they pass git's auto-pack limit.
 //!
 //! A run commits at every transition, a few new objects each time. Stored loose, each object
 //! costs a fan-out folder, a temporary file, a permission change and a rename, and libgit2's
 //! object database adds more (it asks every backend whether the object exists, rescans the pack
 //! folder when it does not, and sets up a new zlib stream each time). So this writer gathers the
 //! objects of one commit and writes them as one pack with its index: two files per commit,
-//! whatever the number of objects. Git reads a folder of many small packs as it reads one, and
-//! `git gc` merges them when asked. Both files are written whole to temporary files and renamed
+//! whatever the number of objects. Both files are written whole to temporary files and renamed
 //! into place, the index last (git looks packs up through their index), so a reader never sees
 //! half a pack and a killed process leaves at most an unused temporary file. Reading stays with
 //! libgit2.
+//!
+//! Why by hand: the same objects written through libgit2, timed in a release build (median; a
+//! commit of one new file is 5 objects, the first commit of a 2,000-file project 2,203):
+//!
+//! | one commit's objects | this writer | libgit2 mempack + packbuilder + packwriter | libgit2 loose |
+//! | --- | --- | --- | --- |
+//! | 1 new file | 0.027 ms | 0.19 ms | 0.14 ms |
+//! | 2,000 new files | 2.5–3.3 ms | 40–47 ms | 47–90 ms |
+//!
+//! (libgit2's packbuilder searches for deltas and deflates at zlib's default level, then its
+//! indexer inflates and hashes every object again with the collision-detecting SHA-1.)
+//!
+//! Git reads a folder of many packs as it reads one, but `git gc --auto` repacks past
+//! `gc.autoPackLimit` (50) packs, and every lookup of a missing object walks all of them. So
+//! once a commit leaves more than that many packs, [`Objects::consolidate`] merges the small
+//! ones through libgit2's packbuilder (deltas and all): rarely enough that its cost (about
+//! 12 ms for the 250 objects of 50 small commits) does not matter, and geometrically, so that a
+//! large pack (a big project's first commit) is not rewritten each time.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -18,7 +36,7 @@ use std::sync::Mutex;
 
 use flate2::Compression;
 use flate2::write::ZlibEncoder;
-use git2::{FileMode, ObjectType, Oid};
+use git2::{FileMode, ObjectType, Odb, Oid, Repository};
 use sha1::{Digest, Sha1};
 
 use super::{WorkspaceError, io};
@@ -33,6 +51,13 @@ pub struct Objects {
     stored: HashSet<Oid>,
     /// Objects stored since the last [`Objects::flush`], as pack entries.
     pending: Vec<Entry>,
+    /// The most packs (without a `.keep`) left in `pack_dir`; 0: no limit, as for git.
+    pack_limit: usize,
+    /// The packs in `pack_dir` when last counted, plus those written since; counted at the first
+    /// flush, and again before consolidating (other writers add packs too).
+    packs: Option<usize>,
+    /// Packs were consolidated since [`Objects::take_repacked`] last asked.
+    repacked: bool,
 }
 
 /// One object as a pack holds it: a type-and-size header, then the deflated content.
@@ -99,12 +124,16 @@ pub struct TreeEntry<'a> {
 pub const COMMITTER: &str = "nlah runtime <runtime@nlah.invalid>";
 
 impl Objects {
-    /// The store in `dir` (a repository's `objects` folder).
-    pub fn new(dir: &Path) -> Objects {
+    /// The store in `dir` (a repository's `objects` folder), kept to at most `pack_limit` packs
+    /// (0: no limit).
+    pub fn new(dir: &Path, pack_limit: usize) -> Objects {
         Objects {
             pack_dir: dir.join("pack"),
             stored: HashSet::new(),
             pending: Vec::new(),
+            pack_limit,
+            packs: None,
+            repacked: false,
         }
     }
 
@@ -143,13 +172,93 @@ impl Objects {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
+        if self.packs.is_none() && self.pack_limit > 0 {
+            self.packs = Some(list_packs(&self.pack_dir)?.len());
+        }
         let written = write_pack(&self.pack_dir, &pending);
         if written.is_err() {
             for e in &pending {
                 self.stored.remove(&e.oid);
             }
         }
-        written
+        written?;
+        self.packs = self.packs.map(|n| n + 1);
+        Ok(())
+    }
+
+    /// Merges packs through libgit2 if there are more than the limit: all of them but the large
+    /// ones that each hold at least twice the objects of all smaller packs together (git's
+    /// `repack --geometric=2`), so each object is rewritten a logarithmic number of times. The
+    /// merged pack is complete on disk before the packs it replaces are removed, each index
+    /// before its pack, so no reader ever misses an object.
+    pub fn consolidate(&mut self) -> Result<(), WorkspaceError> {
+        if self.pack_limit == 0 || self.packs.is_none_or(|n| n <= self.pack_limit) {
+            return Ok(());
+        }
+        let mut packs = list_packs(&self.pack_dir)?;
+        self.packs = Some(packs.len());
+        if packs.len() <= self.pack_limit {
+            return Ok(());
+        }
+        packs.sort_by_key(|p| std::cmp::Reverse(p.objects));
+        // Keep the longest prefix of large packs, each at least twice the rest; merge the rest
+        // (all of them if that would still leave too many).
+        let mut rest: u64 = packs.iter().map(|p| p.objects).sum();
+        let mut keep = 0;
+        for p in &packs {
+            rest -= p.objects;
+            if p.objects < 2 * rest {
+                break;
+            }
+            keep += 1;
+        }
+        if keep + 1 > self.pack_limit {
+            keep = 0;
+        }
+        let merged = &packs[keep..];
+        if merged.len() < 2 {
+            return Ok(());
+        }
+        // A repository over the object store alone: the packbuilder reads objects through it,
+        // and no configuration or references need loading.
+        let odb = Odb::new()?;
+        let objects_dir = self.pack_dir.parent().unwrap_or(&self.pack_dir);
+        odb.add_disk_alternate(&objects_dir.to_string_lossy())?;
+        let repo = Repository::from_odb(odb)?;
+        let mut builder = repo.packbuilder()?;
+        // The machine's cores belong to the runs.
+        builder.set_threads(1);
+        for pack in merged {
+            let idx = pack.path("idx");
+            for oid in pack_index_ids(&std::fs::read(&idx).map_err(io(&idx))?) {
+                builder.insert_object(oid?, None)?;
+            }
+        }
+        builder.write(&self.pack_dir, 0)?;
+        let new = builder.name().map(|hash| format!("pack-{hash}"));
+        for pack in merged {
+            if new.as_deref() == Some(pack.stem.as_str()) {
+                continue;
+            }
+            // The index first: a pack without one is invisible, an index without its pack is not.
+            for ext in ["idx", "pack", "rev", "bitmap"] {
+                let path = pack.path(ext);
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(io(&path)(e));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.packs = Some(keep + 1);
+        self.repacked = true;
+        Ok(())
+    }
+
+    /// Whether packs were consolidated since this was last asked.
+    pub fn take_repacked(&mut self) -> bool {
+        std::mem::take(&mut self.repacked)
     }
 
     /// Stores `bytes` as an object of `kind`; returns its id.
@@ -280,7 +389,7 @@ fn pack_index(entries: &[Entry], offsets: &[u64], pack_checksum: &[u8; 20]) -> V
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_by_key(|&i| entries[i].oid);
     let mut idx = Vec::with_capacity(8 + 1024 + entries.len() * 28 + 40);
-    idx.extend_from_slice(&[0xff, b't', b'O', b'c', 0, 0, 0, 2]);
+    idx.extend_from_slice(&IDX_V2_HEADER);
     let mut counts = [0u32; 256];
     for e in entries {
         counts[usize::from(e.oid.as_bytes()[0])] += 1;
@@ -317,6 +426,81 @@ fn pack_index(entries: &[Entry], offsets: &[u64], pack_checksum: &[u8; 20]) -> V
     idx
 }
 
+/// A pack in `objects/pack` that may be merged: its index and pack both present, no `.keep`.
+struct Pack {
+    dir: PathBuf,
+    /// `pack-<hash>`.
+    stem: String,
+    /// The number of objects its index lists.
+    objects: u64,
+}
+
+impl Pack {
+    fn path(&self, ext: &str) -> PathBuf {
+        self.dir.join(format!("{}.{ext}", self.stem))
+    }
+}
+
+/// The packs of `dir` git's auto-pack limit counts (those without a `.keep`), with their object
+/// counts. An index git would not read (another version, cut short) leaves its pack out.
+fn list_packs(dir: &Path) -> Result<Vec<Pack>, WorkspaceError> {
+    let names: HashSet<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    let mut packs = Vec::new();
+    for name in &names {
+        let Some(stem) = name.strip_suffix(".idx") else {
+            continue;
+        };
+        if !stem.starts_with("pack-")
+            || !names.contains(&format!("{stem}.pack"))
+            || names.contains(&format!("{stem}.keep"))
+        {
+            continue;
+        }
+        let path = dir.join(name);
+        let mut head = [0u8; 8 + 256 * 4];
+        let read = std::fs::File::open(&path).and_then(|mut f| {
+            use std::io::Read;
+            f.read_exact(&mut head)
+        });
+        match read {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(&path)(e)),
+        }
+        if head[..8] != IDX_V2_HEADER {
+            continue;
+        }
+        let total = u32::from_be_bytes([head[1028], head[1029], head[1030], head[1031]]);
+        packs.push(Pack {
+            dir: dir.to_path_buf(),
+            stem: stem.to_string(),
+            objects: u64::from(total),
+        });
+    }
+    Ok(packs)
+}
+
+/// The start of a version 2 pack index.
+const IDX_V2_HEADER: [u8; 8] = [0xff, b't', b'O', b'c', 0, 0, 0, 2];
+
+/// The object ids a version 2 pack index lists: after the header and the fan-out table (whose
+/// last count is the total), twenty bytes each.
+fn pack_index_ids(idx: &[u8]) -> impl Iterator<Item = Result<Oid, git2::Error>> + '_ {
+    let total = idx
+        .get(8 + 255 * 4..8 + 256 * 4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let ids = idx.get(8 + 256 * 4..).unwrap_or_default();
+    ids.chunks_exact(20).take(total).map(Oid::from_bytes)
+}
+
 /// Writes `bytes` to `dir/name` through a temporary file renamed into place, read-only as git
 /// makes its packs.
 fn persist(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), WorkspaceError> {
@@ -343,7 +527,7 @@ mod tests {
     fn libgit2_and_git_read_what_is_written_and_agree_on_ids() {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init(dir.path()).unwrap();
-        let mut objects = Objects::new(&repo.path().join("objects"));
+        let mut objects = Objects::new(&repo.path().join("objects"), 50);
         let blob = objects.write(ObjectType::Blob, b"hello\n").unwrap();
         assert_eq!(blob, repo.blob(b"hello\n").unwrap());
         // Written twice: still one object, no error.
