@@ -138,12 +138,18 @@ impl Workspace {
         Ok(commit)
     }
 
-    /// The end of a run: the index is written to match the last commit (so `git status` in the
-    /// workspace is clean) and the history is flushed to disk.
+    /// The end of a run: packs are merged if other writers left more than git's limit, the index
+    /// is written to match the last commit (so `git status` in the workspace is clean) and the
+    /// history is flushed to disk.
     pub fn sync(&self) -> Result<(), WorkspaceError> {
         {
-            let git = self.git.lock().unwrap_or_else(|p| p.into_inner());
-            git.snapshot.write_index(&git.repo)?;
+            let mut git = self.git.lock().unwrap_or_else(|p| p.into_inner());
+            let Git { repo, snapshot } = &mut *git;
+            snapshot.consolidate_packs()?;
+            if snapshot.take_repacked() {
+                *repo = Repository::open(&self.root)?;
+            }
+            snapshot.write_index(repo)?;
         }
         self.log.sync().map_err(io(self.log.path()))
     }

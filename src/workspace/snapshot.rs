@@ -205,9 +205,18 @@ impl Snapshot {
             return Err(e);
         }
         branch.set(commit)?;
-        // After the move, so a failed consolidation never costs the commit.
+        // After the move: the commit stands even if merging packs fails (the error still says so).
         objects.consolidate()?;
         Ok(commit)
+    }
+
+    /// Counts the packs again and merges them if there are more than the limit (the end of a
+    /// run: another writer may have added packs this writer did not see).
+    pub fn consolidate_packs(&mut self) -> Result<(), WorkspaceError> {
+        match &mut self.store {
+            Some(store) => store.objects.consolidate_counted(),
+            None => Ok(()),
+        }
     }
 
     /// Whether the object store's packs were consolidated since last asked (a reader that
