@@ -8,8 +8,8 @@
 //! moves, the repository's handle kept open): libgit2's `reference_matching`, which checks the
 //! previous value the same way, 0.073 ms with or without its check that the new commit exists
 //! (it also reloads `packed-refs` and decides about a reflog from the configuration); this
-//! module 0.012 ms. A whole commit of a small workspace takes 0.064 ms (`cargo bench --bench
-//! run_overhead`), so libgit2 would double it.
+//! module 0.012 ms. A whole commit of a small workspace takes 0.04–0.07 ms (`cargo bench
+//! --bench run_overhead`), so libgit2 would about double it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
