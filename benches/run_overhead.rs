@@ -17,7 +17,8 @@
 //!
 //! Run: `cargo bench --bench run_overhead`. For profiling: `NLAH_BENCH_CONCURRENT_ONLY=1` skips
 //! part 1, `NLAH_BENCH_SHORT_ONLY=1` stops after part 0, `NLAH_BENCH_SHORT_RUNS=N` (20) sets
-//! how many short runs part 0 makes.
+//! how many short runs part 0 makes, `NLAH_BENCH_COMMITS_ONLY=1` measures the workspace commits
+//! alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -148,10 +149,12 @@ fn options(harness: &Path, ws: PathBuf, charter: &charter::Charter) -> RunOption
 fn stats(mut v: Vec<f64>, unit: &str) -> String {
     v.sort_by(f64::total_cmp);
     format!(
-        "median {:.3} {unit}, min {:.3}, max {:.3} (n={})",
+        "median {:.3} {unit}, min {:.3}, max {:.3}, mean {:.3} (n={})",
         v[v.len() / 2],
         v[0],
         v[v.len() - 1],
+        // Rare costs (the packs merged every fifty commits or so) show here, not in the median.
+        v.iter().sum::<f64>() / v.len() as f64,
         v.len()
     )
 }
@@ -176,6 +179,17 @@ fn cpu_seconds() -> f64 {
         tv(u.ru_utime) + tv(u.ru_stime)
     };
     secs(libc::RUSAGE_SELF) + secs(libc::RUSAGE_CHILDREN)
+}
+
+fn commit_costs(dir: &Path) {
+    println!(
+        "one workspace commit (a changed file): {}",
+        stats(commit_cost(dir, 0), "ms")
+    );
+    println!(
+        "one workspace commit with a 2,000-file project in repo/ (a changed file): {}",
+        stats(commit_cost(dir, 2000), "ms")
+    );
 }
 
 /// Commit times in a workspace whose `repo/` holds a copy of a project of `files` files in
@@ -211,6 +225,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     let dir = tempfile::tempdir()?;
+    if std::env::var_os("NLAH_BENCH_COMMITS_ONLY").is_some() {
+        commit_costs(dir.path());
+        return Ok(());
+    }
     let h = harness(dir.path())?;
 
     // 0. Whole short runs, model answering at once.
@@ -257,14 +275,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "runtime overhead per child step (in-process model answering at once; {STEPS}+ steps per run; workspace, commits and verifier included): {}",
             stats(per_step, "ms")
         );
-        println!(
-            "one workspace commit (a changed file): {}",
-            stats(commit_cost(dir.path(), 0), "ms")
-        );
-        println!(
-            "one workspace commit with a 2,000-file project in repo/ (a changed file): {}",
-            stats(commit_cost(dir.path(), 2000), "ms")
-        );
+        commit_costs(dir.path());
     }
 
     // 2. One run, then 64 concurrent runs, against a 200 ms model over loopback HTTP.

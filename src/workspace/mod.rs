@@ -5,10 +5,8 @@
 //! `history/events.jsonl`, `run.json`.
 
 mod folder;
-pub mod git_dirs;
 pub mod history;
 pub mod ignore_rules;
-pub mod index_file;
 pub mod objects;
 pub mod refs;
 pub mod snapshot;
@@ -20,7 +18,6 @@ use git2::Repository;
 
 use crate::atomic;
 use crate::record::{Event, EventKind};
-use git_dirs::GitDirs;
 pub use history::EventLog;
 use snapshot::Snapshot;
 
@@ -36,6 +33,24 @@ pub enum WorkspaceError {
     },
     #[error("git: {0}")]
     Git(#[from] git2::Error),
+    /// The branch a workspace commits on no longer holds the commit the workspace last put
+    /// there: something else moved it, and a commit on top would hide or lose that move.
+    #[error(
+        "{branch} was moved behind the workspace's back: expected {}, found {}",
+        commit_or_unborn(expected),
+        commit_or_unborn(found)
+    )]
+    BranchMoved {
+        branch: String,
+        expected: Option<git2::Oid>,
+        found: Option<git2::Oid>,
+    },
+    #[error("{0}: not a commit id")]
+    BadRef(PathBuf),
+}
+
+fn commit_or_unborn(oid: &Option<git2::Oid>) -> String {
+    oid.map_or_else(|| "no commit (unborn)".to_string(), |o| o.to_string())
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WorkspaceError + '_ {
@@ -54,21 +69,10 @@ pub struct Workspace {
     pub log: EventLog,
 }
 
-/// The repository and what its last commit recorded. A run writes its repository without
-/// libgit2; the handle is opened when something reads the history (candidates, the story).
+/// The repository and what its last commit recorded.
 struct Git {
-    dirs: GitDirs,
-    repo: Option<Repository>,
+    repo: Repository,
     snapshot: Snapshot,
-}
-
-impl Git {
-    fn repo(&mut self, root: &Path) -> Result<&Repository, WorkspaceError> {
-        match &mut self.repo {
-            Some(repo) => Ok(repo),
-            empty => Ok(empty.insert(Repository::open(root)?)),
-        }
-    }
 }
 
 impl Workspace {
@@ -82,15 +86,15 @@ impl Workspace {
             std::fs::create_dir_all(&p).map_err(io(&p))?;
         }
         let root = root.canonicalize().map_err(io(root))?;
-        let dirs = init_repo(&root)?;
+        init_repo(&root)?;
+        let repo = Repository::open(&root)?;
         let gi = root.join(".gitignore");
         atomic::write(&gi, GITIGNORE.as_bytes()).map_err(io(&gi))?;
         let log = EventLog::open(&root.join("history/events.jsonl")).map_err(io(&root))?;
         Ok(Workspace {
             root,
             git: Mutex::new(Git {
-                dirs,
-                repo: None,
+                repo,
                 snapshot: Snapshot::default(),
             }),
             log,
@@ -124,24 +128,36 @@ impl Workspace {
     /// makes a finished run durable against losing the machine.
     pub fn commit(&self, message: &str) -> Result<git2::Oid, WorkspaceError> {
         let mut git = self.git.lock().unwrap_or_else(|p| p.into_inner());
-        let Git { dirs, snapshot, .. } = &mut *git;
-        snapshot.commit(dirs, &self.root, message)
+        let Git { repo, snapshot } = &mut *git;
+        let commit = snapshot.commit(repo, &self.root, message)?;
+        if snapshot.take_repacked() {
+            // libgit2 keeps the packs it has seen listed even once they are gone: a fresh handle
+            // looks objects up in the consolidated pack only.
+            *repo = Repository::open(&self.root)?;
+        }
+        Ok(commit)
     }
 
-    /// The end of a run: the index is written to match the last commit (so `git status` in the
-    /// workspace is clean) and the history is flushed to disk.
+    /// The end of a run: packs are merged if other writers left more than git's limit, the index
+    /// is written to match the last commit (so `git status` in the workspace is clean) and the
+    /// history is flushed to disk.
     pub fn sync(&self) -> Result<(), WorkspaceError> {
         {
-            let git = self.git.lock().unwrap_or_else(|p| p.into_inner());
-            git.snapshot.write_index(&git.dirs)?;
+            let mut git = self.git.lock().unwrap_or_else(|p| p.into_inner());
+            let Git { repo, snapshot } = &mut *git;
+            snapshot.consolidate_packs()?;
+            if snapshot.take_repacked() {
+                *repo = Repository::open(&self.root)?;
+            }
+            snapshot.write_index(repo)?;
         }
         self.log.sync().map_err(io(self.log.path()))
     }
 
     /// The commit messages from the first to the last: the story of the run.
     pub fn story(&self) -> Result<Vec<String>, WorkspaceError> {
-        let mut git = self.git.lock().unwrap_or_else(|p| p.into_inner());
-        story(git.repo(&self.root)?)
+        let git = self.git.lock().unwrap_or_else(|p| p.into_inner());
+        story(&git.repo)
     }
 
     /// Runs `f` with the repository (for branches of candidates).
@@ -149,8 +165,8 @@ impl Workspace {
         &self,
         f: impl FnOnce(&Repository) -> Result<T, WorkspaceError>,
     ) -> Result<T, WorkspaceError> {
-        let mut git = self.git.lock().unwrap_or_else(|p| p.into_inner());
-        f(git.repo(&self.root)?)
+        let git = self.git.lock().unwrap_or_else(|p| p.into_inner());
+        f(&git.repo)
     }
 }
 
@@ -161,7 +177,7 @@ const CONFIG: &str = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n
 /// Makes the repository of a new workspace, on branch `main`: the folders and two files git
 /// itself starts from. (libgit2's `init` also probes the file system and rewrites its config once
 /// per setting, which costs more than all the commits of a short run.)
-fn init_repo(root: &Path) -> Result<GitDirs, WorkspaceError> {
+fn init_repo(root: &Path) -> Result<(), WorkspaceError> {
     let git = root.join(".git");
     for dir in ["objects/info", "objects/pack", "refs/heads", "refs/tags"] {
         let p = git.join(dir);
@@ -171,7 +187,7 @@ fn init_repo(root: &Path) -> Result<GitDirs, WorkspaceError> {
         let p = git.join(name);
         std::fs::write(&p, text).map_err(io(&p))?;
     }
-    Ok(GitDirs::plain(root))
+    Ok(())
 }
 
 /// Commits the whole work tree of `repo` (additions, edits, deletions) on HEAD, once (a
@@ -180,7 +196,7 @@ pub fn commit_all(repo: &Repository, message: &str) -> Result<git2::Oid, Workspa
     let root = repo
         .workdir()
         .ok_or_else(|| git2::Error::from_str("a bare repository has no files to commit"))?;
-    Snapshot::default().commit(&GitDirs::of(repo), root, message)
+    Snapshot::default().commit(repo, root, message)
 }
 
 /// The first lines of the commit messages on HEAD, oldest first.
@@ -213,9 +229,116 @@ pub(crate) fn git_cli(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Asserts that git's strictest check of the repository of the work tree `dir` passes: every
+/// object well formed and every object the refs, HEADs and index name present.
+#[cfg(test)]
+pub(crate) fn assert_fsck(dir: &Path) {
+    git_cli(dir, &["fsck", "--strict", "--full", "--no-progress"]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The packs (`.pack` files) in the workspace's object store.
+    fn packs(ws: &Workspace) -> Vec<String> {
+        std::fs::read_dir(ws.path(".git/objects/pack"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".pack"))
+            .collect()
+    }
+
+    #[test]
+    fn a_long_run_stays_within_the_auto_pack_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::create(&dir.path().join("w")).unwrap();
+        // A project big enough that its pack is kept while the small ones are merged.
+        for i in 0..1000 {
+            ws.write(&format!("repo/pkg{}/m{i}.py", i / 10), format!("x = {i}\n"))
+                .unwrap();
+        }
+        ws.commit("the project").unwrap();
+        let project = packs(&ws);
+        assert_eq!(project.len(), 1);
+        let mut most = 0;
+        for i in 0..130 {
+            ws.write("artifacts/step.txt", format!("step {i}\n"))
+                .unwrap();
+            ws.commit(&format!("step {i}")).unwrap();
+            let n = packs(&ws).len();
+            assert!(n <= 50, "{n} packs after commit {i}");
+            most = most.max(n);
+        }
+        assert_eq!(most, 50, "the limit is reached before packs are merged");
+        let now = packs(&ws);
+        assert!(
+            now.contains(&project[0]),
+            "the large pack is not rewritten: {now:?}"
+        );
+        // Every commit still readable, by libgit2 and by git.
+        let story = ws.story().unwrap();
+        assert_eq!(story.len(), 131);
+        assert_eq!(story[130], "step 129");
+        ws.with_repo(|r| {
+            let head = r.head()?.peel_to_tree()?;
+            let entry = head.get_path(Path::new("artifacts/step.txt"))?;
+            assert_eq!(r.find_blob(entry.id())?.content(), b"step 129\n");
+            let entry = head.get_path(Path::new("repo/pkg0/m1.py"))?;
+            assert_eq!(r.find_blob(entry.id())?.content(), b"x = 1\n");
+            Ok(())
+        })
+        .unwrap();
+        let count = git_cli(&ws.root, &["count-objects", "-v"]);
+        assert!(count.starts_with("count: 0\n"), "nothing loose: {count}");
+        ws.sync().unwrap();
+        assert_eq!(git_cli(&ws.root, &["status", "--porcelain"]), "");
+        assert_fsck(&ws.root);
+    }
+
+    #[test]
+    fn the_configured_auto_pack_limit_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::create(&dir.path().join("w")).unwrap();
+        git_cli(&ws.root, &["config", "gc.autoPackLimit", "4"]);
+        for i in 0..20 {
+            ws.write("artifacts/a.txt", format!("{i}\n")).unwrap();
+            ws.commit(&format!("step {i}")).unwrap();
+            assert!(packs(&ws).len() <= 4, "after commit {i}: {:?}", packs(&ws));
+        }
+        assert_eq!(ws.story().unwrap().len(), 20);
+        assert_fsck(&ws.root);
+    }
+
+    #[test]
+    fn a_branch_moved_behind_the_workspaces_back_fails_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::create(&dir.path().join("w")).unwrap();
+        ws.write("a.txt", "1").unwrap();
+        ws.commit("one").unwrap();
+        ws.write("a.txt", "2").unwrap();
+        let second = ws.commit("two").unwrap();
+        git_cli(&ws.root, &["update-ref", "refs/heads/main", "HEAD~1"]);
+        ws.write("a.txt", "3").unwrap();
+        match ws.commit("three") {
+            Err(WorkspaceError::BranchMoved {
+                branch,
+                expected,
+                found,
+            }) => {
+                assert_eq!(branch, "refs/heads/main");
+                assert_eq!(expected, Some(second));
+                assert_ne!(found, Some(second));
+            }
+            other => panic!("expected BranchMoved, got {other:?}"),
+        }
+        assert_eq!(
+            ws.story().unwrap(),
+            ["one"],
+            "the branch is left where it was moved"
+        );
+        assert_fsck(&ws.root);
+    }
 
     #[test]
     fn commits_tell_the_story() {
@@ -249,5 +372,7 @@ mod tests {
             Ok(())
         })
         .unwrap();
+        ws.sync().unwrap();
+        assert_fsck(&ws.root);
     }
 }
