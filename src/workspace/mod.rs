@@ -178,16 +178,22 @@ const CONFIG: &str = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n
 /// itself starts from. (libgit2's `init` also probes the file system and rewrites its config once
 /// per setting, which costs more than all the commits of a short run.)
 fn init_repo(root: &Path) -> Result<(), WorkspaceError> {
-    let git = root.join(".git");
+    // Built under another name and renamed into place, so that a kill at any moment leaves
+    // either no `.git` or a whole one, never a folder git calls "not a git repository".
+    let partial = root.join(".git.partial");
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
+    }
     for dir in ["objects/info", "objects/pack", "refs/heads", "refs/tags"] {
-        let p = git.join(dir);
+        let p = partial.join(dir);
         std::fs::create_dir_all(&p).map_err(io(&p))?;
     }
     for (name, text) in [("HEAD", "ref: refs/heads/main\n"), ("config", CONFIG)] {
-        let p = git.join(name);
+        let p = partial.join(name);
         std::fs::write(&p, text).map_err(io(&p))?;
     }
-    Ok(())
+    let git = root.join(".git");
+    std::fs::rename(&partial, &git).map_err(io(&git))
 }
 
 /// Commits the whole work tree of `repo` (additions, edits, deletions) on HEAD, once (a
