@@ -6,7 +6,7 @@
 //! | --- | --- |
 //! | `TASK.md` | the instruction (`instruction.md` is accepted so Harbor / Terminal-Bench task folders load; `TASK.md` wins when both exist) |
 //! | `task.toml` | optional configuration, see [`TaskConfig`]; Harbor's `task.toml` loads as is |
-//! | `files/` | optional starting state; [`copy_files`] copies it into the run workspace's `repo/` |
+//! | `files/` | optional starting state; [`copy_files`] copies it into the run workspace's `repo/`; symlinks must stay inside it (and inside `tests/`), checked by [`load`] |
 //! | `tests/` | optional hidden verifier; never copied into the workspace, only into a temporary folder outside it at [`verify`] time |
 //! | `solution/` | Harbor's reference solution (`solution/solve.sh`); ignored by nlah: never copied, never hashed |
 //! | `environment/` | Harbor's container definition; ignored by nlah |
@@ -189,10 +189,15 @@ pub fn load(path: impl AsRef<Path>) -> Result<Task, TaskError> {
         reason,
     })?;
 
+    let files = optional_dir(&root, "files")?;
+    let tests = optional_dir(&root, "tests")?;
+    for dir in files.iter().chain(&tests) {
+        files::check_links(dir)?;
+    }
     Ok(Task {
         id,
-        files: optional_dir(&root, "files")?,
-        tests: optional_dir(&root, "tests")?,
+        files,
+        tests,
         root,
         instruction,
         instruction_path,
