@@ -31,12 +31,34 @@ pub enum HarnessError {
     NotFound(PathBuf),
     #[error("{0}: no SKILL.md in this folder")]
     NoSkill(PathBuf),
+    /// A harness file that is a FIFO, socket or device: reading it could block forever.
+    #[error("{}: not a regular file ({kind}); nlah reads harnesses only from regular files", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What `path` is when it exists (links followed) but is neither a regular file nor a folder.
+pub fn special_kind(path: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = std::fs::metadata(path).ok()?.file_type();
+    Some(if t.is_file() || t.is_dir() {
+        return None;
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    })
 }
 
 /// Reads a file as UTF-8 text; invalid UTF-8 is replaced so that it gets a diagnostic instead of
@@ -79,7 +101,13 @@ pub fn load(root: &Path) -> Result<HarnessSource, HarnessError> {
     }
     let skill_path = root.join("SKILL.md");
     if !skill_path.is_file() {
-        return Err(HarnessError::NoSkill(root.to_path_buf()));
+        return Err(match special_kind(&skill_path) {
+            Some(kind) => HarnessError::NotRegular {
+                path: skill_path,
+                kind,
+            },
+            None => HarnessError::NoSkill(root.to_path_buf()),
+        });
     }
     let mut load_diags = Diags::default();
     let (text, utf8) = read_text(&skill_path)?;
@@ -97,10 +125,16 @@ pub fn load(root: &Path) -> Result<HarnessSource, HarnessError> {
             })?
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "md") && p.is_file())
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "md")
+                    && (p.is_file() || special_kind(p).is_some())
+            })
             .collect();
         files.sort();
         for path in files {
+            if let Some(kind) = special_kind(&path) {
+                return Err(HarnessError::NotRegular { path, kind });
+            }
             let (text, utf8) = read_text(&path)?;
             if !utf8 {
                 load_diags.push(not_utf8(&path));
