@@ -149,7 +149,10 @@ pub fn check(target: &Target) -> Diags {
             }
             let mut d = Diags::default();
             match harness::read_text(path) {
-                Ok((text, _)) => {
+                Ok((text, bad)) => {
+                    if let Some(bad) = bad {
+                        d.push(bad);
+                    }
                     harness::module::parse(path, text, &mut d);
                 }
                 Err(e) => return io(e, path),

@@ -66,6 +66,8 @@ pub enum TaskError {
     NoInstruction { dir: PathBuf },
     #[error("{}: must be a folder", path.display())]
     NotAFolderEntry { path: PathBuf },
+    #[error("{at}: the instruction is not valid UTF-8 (byte 0x{byte:02x}); save it as UTF-8 text")]
+    NotUtf8 { at: crate::diag::Pos, byte: u8 },
     #[error("{}:{line}:{col}: {message}", path.display())]
     Config {
         path: PathBuf,
@@ -164,8 +166,19 @@ pub fn load(path: impl AsRef<Path>) -> Result<Task, TaskError> {
     let instruction_path = instruction_file(&root).ok_or_else(|| TaskError::NoInstruction {
         dir: path.to_path_buf(),
     })?;
-    let instruction = std::fs::read_to_string(&instruction_path)
+    let bytes = std::fs::read(&instruction_path)
         .map_err(|e| TaskError::io(&instruction_path, "cannot read the instruction", e))?;
+    let instruction = String::from_utf8(bytes).map_err(|e| {
+        match crate::diag::first_invalid_utf8(&instruction_path, e.as_bytes()) {
+            Some((at, byte)) => TaskError::NotUtf8 { at, byte },
+            // from_utf8 and first_invalid_utf8 agree; kept total without a panic.
+            None => TaskError::io(
+                &instruction_path,
+                "cannot read the instruction",
+                std::io::Error::from(std::io::ErrorKind::InvalidData),
+            ),
+        }
+    })?;
 
     let config_path = root.join(CONFIG_FILE);
     let config = if config_path.is_file() {

@@ -61,16 +61,19 @@ pub fn special_kind(path: &Path) -> Option<&'static str> {
     })
 }
 
-/// Reads a file as UTF-8 text; invalid UTF-8 is replaced so that it gets a diagnostic instead of
-/// stopping the check.
-pub fn read_text(path: &Path) -> Result<(String, bool), HarnessError> {
+/// Reads a file as UTF-8 text; invalid UTF-8 is replaced so that it gets a diagnostic (at the
+/// first invalid byte) instead of stopping the check.
+pub fn read_text(path: &Path) -> Result<(String, Option<Diagnostic>), HarnessError> {
     let bytes = std::fs::read(path).map_err(|source| HarnessError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     match String::from_utf8(bytes) {
-        Ok(s) => Ok((s, true)),
-        Err(e) => Ok((String::from_utf8_lossy(e.as_bytes()).into_owned(), false)),
+        Ok(s) => Ok((s, None)),
+        Err(e) => {
+            let diag = crate::diag::first_invalid_utf8(path, e.as_bytes()).map(not_utf8);
+            Ok((String::from_utf8_lossy(e.as_bytes()).into_owned(), diag))
+        }
     }
 }
 
@@ -110,9 +113,9 @@ pub fn load(root: &Path) -> Result<HarnessSource, HarnessError> {
         });
     }
     let mut load_diags = Diags::default();
-    let (text, utf8) = read_text(&skill_path)?;
-    if !utf8 {
-        load_diags.push(not_utf8(&skill_path));
+    let (text, bad) = read_text(&skill_path)?;
+    if let Some(bad) = bad {
+        load_diags.push(bad);
     }
     let skill = SourceFile::new(&skill_path, text);
     let mut modules = Vec::new();
@@ -135,9 +138,9 @@ pub fn load(root: &Path) -> Result<HarnessSource, HarnessError> {
             if let Some(kind) = special_kind(&path) {
                 return Err(HarnessError::NotRegular { path, kind });
             }
-            let (text, utf8) = read_text(&path)?;
-            if !utf8 {
-                load_diags.push(not_utf8(&path));
+            let (text, bad) = read_text(&path)?;
+            if let Some(bad) = bad {
+                load_diags.push(bad);
             }
             if let Some(m) = module::parse(&path, text, &mut load_diags) {
                 if let Some(first) = modules.iter().find(|o: &&Module| o.name == m.name) {
@@ -163,9 +166,13 @@ pub fn load(root: &Path) -> Result<HarnessSource, HarnessError> {
     })
 }
 
-fn not_utf8(path: &Path) -> Diagnostic {
-    Diagnostic::error(Pos::file_start(path), "encoding", "file is not valid UTF-8")
-        .with_hint("save it as UTF-8 text")
+fn not_utf8((at, byte): (Pos, u8)) -> Diagnostic {
+    Diagnostic::error(
+        at,
+        "encoding",
+        format!("file is not valid UTF-8: byte 0x{byte:02x} here"),
+    )
+    .with_hint("save it as UTF-8 text")
 }
 
 /// Composes the harness for a set of toggles. Unknown modules and operations that cannot apply

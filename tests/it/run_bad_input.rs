@@ -289,3 +289,26 @@ async fn a_request_larger_than_the_token_budget_is_never_sent() {
     // The task has no hidden tests, so the run ends unverified, with its record.
     assert_clean_end(&ran, "unverified");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_md_with_an_invalid_byte_is_named_once_with_its_position() {
+    let env = TestEnv::new();
+    let task = env.root().join("latin1");
+    std::fs::create_dir(&task).unwrap();
+    std::fs::write(task.join("TASK.md"), b"Fix the bug.\nCaf\xe9 menu\n").unwrap();
+    let ran = env
+        .nlah_run(&[
+            "harness-skills/basic",
+            task.to_str().unwrap(),
+            "--model",
+            "openai:m",
+        ])
+        .await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    let want = format!(
+        "error: {}:2:4: the instruction is not valid UTF-8 (byte 0xe9); save it as UTF-8 text\n",
+        task.canonicalize().unwrap().join("TASK.md").display()
+    );
+    assert_eq!(ran.stderr, want);
+    assert!(!ran.ws.exists());
+}
