@@ -99,7 +99,10 @@ pub fn load(dir: &Path, diags: &mut Diags) -> Result<Charter, HarnessError> {
     }
     let mut charter = Charter::default();
     for path in files {
-        let (text, _) = read_text(&path)?;
+        let (text, bad) = read_text(&path)?;
+        if let Some(bad) = bad {
+            diags.push(bad);
+        }
         charter.parts.extend(part(&path, text, diags));
     }
     Ok(charter)

@@ -26,6 +26,16 @@ pub fn discover(path: &Path) -> Result<Vec<Target>, HarnessError> {
     if !path.exists() {
         return Err(HarnessError::NotFound(path.to_path_buf()));
     }
+    // Reading a FIFO or a device would block or never end; say so instead of skipping it.
+    let special = |p: &Path| {
+        harness::special_kind(p).map_or(Ok(()), |kind| {
+            Err(HarnessError::NotRegular {
+                path: p.to_path_buf(),
+                kind,
+            })
+        })
+    };
+    special(path)?;
     if path.is_file() {
         let name = path
             .file_name()
@@ -60,6 +70,7 @@ pub fn discover(path: &Path) -> Result<Vec<Target>, HarnessError> {
             walk.skip_current_dir();
             continue;
         }
+        special(&dir.join("SKILL.md"))?;
         if dir.join("SKILL.md").is_file() {
             out.push(Target::Skill(dir.to_path_buf()));
             // A skill's own modules are checked with it; nested skills (`skills/`) are found
@@ -72,7 +83,11 @@ pub fn discover(path: &Path) -> Result<Vec<Target>, HarnessError> {
             continue;
         }
         if name == "modules" && entry.depth() == 0 {
-            out.extend(md_files(dir).into_iter().map(Target::Module));
+            let files = md_files(dir);
+            for f in &files {
+                special(f)?;
+            }
+            out.extend(files.into_iter().map(Target::Module));
         }
     }
     Ok(out)
@@ -134,7 +149,10 @@ pub fn check(target: &Target) -> Diags {
             }
             let mut d = Diags::default();
             match harness::read_text(path) {
-                Ok((text, _)) => {
+                Ok((text, bad)) => {
+                    if let Some(bad) = bad {
+                        d.push(bad);
+                    }
                     harness::module::parse(path, text, &mut d);
                 }
                 Err(e) => return io(e, path),

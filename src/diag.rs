@@ -42,6 +42,22 @@ impl Pos {
     }
 }
 
+/// The first invalid UTF-8 byte of `bytes` and where it is (1-based line, character column), so
+/// that an encoding error points at the byte instead of the file's start; `None` for valid text.
+pub fn first_invalid_utf8(path: &Path, bytes: &[u8]) -> Option<(Pos, u8)> {
+    let e = std::str::from_utf8(bytes).err()?;
+    let at = e.valid_up_to();
+    // The prefix before `valid_up_to` is valid UTF-8 by definition.
+    let prefix = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+    let line_start = prefix.rfind('\n').map_or(0, |i| i + 1);
+    let pos = Pos {
+        path: Arc::from(path),
+        line: prefix.matches('\n').count() as u32 + 1,
+        col: prefix[line_start..].chars().count() as u32 + 1,
+    };
+    Some((pos, bytes.get(at).copied().unwrap_or_default()))
+}
+
 impl fmt::Display for Pos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}", self.path.display(), self.line, self.col)

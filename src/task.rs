@@ -6,7 +6,7 @@
 //! | --- | --- |
 //! | `TASK.md` | the instruction (`instruction.md` is accepted so Harbor / Terminal-Bench task folders load; `TASK.md` wins when both exist) |
 //! | `task.toml` | optional configuration, see [`TaskConfig`]; Harbor's `task.toml` loads as is |
-//! | `files/` | optional starting state; [`copy_files`] copies it into the run workspace's `repo/` |
+//! | `files/` | optional starting state; [`copy_files`] copies it into the run workspace's `repo/`; symlinks must stay inside it (and inside `tests/`), checked by [`load`] |
 //! | `tests/` | optional hidden verifier; never copied into the workspace, only into a temporary folder outside it at [`verify`] time |
 //! | `solution/` | Harbor's reference solution (`solution/solve.sh`); ignored by nlah: never copied, never hashed |
 //! | `environment/` | Harbor's container definition; ignored by nlah |
@@ -66,6 +66,8 @@ pub enum TaskError {
     NoInstruction { dir: PathBuf },
     #[error("{}: must be a folder", path.display())]
     NotAFolderEntry { path: PathBuf },
+    #[error("{at}: the instruction is not valid UTF-8 (byte 0x{byte:02x}); save it as UTF-8 text")]
+    NotUtf8 { at: crate::diag::Pos, byte: u8 },
     #[error("{}:{line}:{col}: {message}", path.display())]
     Config {
         path: PathBuf,
@@ -164,8 +166,19 @@ pub fn load(path: impl AsRef<Path>) -> Result<Task, TaskError> {
     let instruction_path = instruction_file(&root).ok_or_else(|| TaskError::NoInstruction {
         dir: path.to_path_buf(),
     })?;
-    let instruction = std::fs::read_to_string(&instruction_path)
+    let bytes = std::fs::read(&instruction_path)
         .map_err(|e| TaskError::io(&instruction_path, "cannot read the instruction", e))?;
+    let instruction = String::from_utf8(bytes).map_err(|e| {
+        match crate::diag::first_invalid_utf8(&instruction_path, e.as_bytes()) {
+            Some((at, byte)) => TaskError::NotUtf8 { at, byte },
+            // from_utf8 and first_invalid_utf8 agree; kept total without a panic.
+            None => TaskError::io(
+                &instruction_path,
+                "cannot read the instruction",
+                std::io::Error::from(std::io::ErrorKind::InvalidData),
+            ),
+        }
+    })?;
 
     let config_path = root.join(CONFIG_FILE);
     let config = if config_path.is_file() {
@@ -189,10 +202,15 @@ pub fn load(path: impl AsRef<Path>) -> Result<Task, TaskError> {
         reason,
     })?;
 
+    let files = optional_dir(&root, "files")?;
+    let tests = optional_dir(&root, "tests")?;
+    for dir in files.iter().chain(&tests) {
+        files::check_links(dir)?;
+    }
     Ok(Task {
         id,
-        files: optional_dir(&root, "files")?,
-        tests: optional_dir(&root, "tests")?,
+        files,
+        tests,
         root,
         instruction,
         instruction_path,

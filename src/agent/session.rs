@@ -180,9 +180,6 @@ pub async fn run(s: Session<'_>) -> SessionResult {
     let mut tool_calls = 0u64;
     let end = 'outer: {
         for step in 0..spec.max_steps {
-            if let Err(e) = meter.check_model_call() {
-                break 'outer End::Budget(e);
-            }
             let mut req = ChatRequest {
                 model: spec.model.clone(),
                 messages: messages.clone(),
@@ -194,6 +191,11 @@ pub async fn run(s: Session<'_>) -> SessionResult {
                 trace: Some(format!("{}#{}", spec.id, step + 1)),
             };
             hooks.before_model(&mut req);
+            // Counted before it is sent (parallel children see it), settled with the real usage.
+            let reservation = match meter.reserve_model_call(req.estimated_prompt_tokens()) {
+                Ok(r) => r,
+                Err(e) => break 'outer End::Budget(e),
+            };
             let result = retry::with_retries(
                 spec.retry.clone(),
                 |note| obs.retry(note),
@@ -205,7 +207,7 @@ pub async fn run(s: Session<'_>) -> SessionResult {
                 Err(e) => break 'outer End::Model(e),
             };
             usage.add(&resp.usage);
-            meter.add_usage(&resp.usage);
+            reservation.settle(&resp.usage);
             obs.model_call(&resp);
             log.write(&Line::Usage {
                 usage: &resp.usage,

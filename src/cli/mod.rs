@@ -88,10 +88,24 @@ pub fn main() -> ExitCode {
     match code {
         Ok(c) => ExitCode::from(c),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(&e));
             ExitCode::from(exit::USAGE)
         }
     }
+}
+
+/// An error and its causes, `: `-joined as anyhow's `{:#}` does, but a cause that the message
+/// before it already ends with (errors that print their source) is not repeated.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.ends_with(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
 }
 
 /// A harness given by path, or by name under `./harness-skills/`.
@@ -110,4 +124,27 @@ pub fn resolve_harness(arg: &Path) -> anyhow::Result<PathBuf> {
         "{}: no such harness (give a harness folder, or the name of one in ./harness-skills/)",
         arg.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("TASK.md: cannot read: {source}")]
+    struct Prints {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_the_message_already_prints_is_not_repeated() {
+        let e = anyhow::Error::new(Prints {
+            source: std::io::Error::other("stream did not contain valid UTF-8"),
+        });
+        assert_eq!(
+            super::chain(&e),
+            "TASK.md: cannot read: stream did not contain valid UTF-8"
+        );
+        let e = anyhow::Error::new(std::io::Error::other("no space")).context("writing run.json");
+        assert_eq!(super::chain(&e), "writing run.json: no space");
+    }
 }

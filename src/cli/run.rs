@@ -127,7 +127,16 @@ impl Progress {
                 budget,
                 limit,
                 used,
+                request: None,
             } => self.line(format!("  ! budget {budget} spent ({used} of {limit})")),
+            EventKind::BudgetHit {
+                budget,
+                limit,
+                used,
+                request: Some(n),
+            } => self.line(format!(
+                "  ! budget {budget}: a request of about {n} tokens cannot fit ({used} of {limit} used)"
+            )),
             EventKind::Retry {
                 class,
                 attempt,

@@ -316,6 +316,7 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                             budget: "wall time",
                             limit: format!("{} s", time_left.as_secs()),
                             used: "all".into(),
+                            request: None,
                         }),
                         usage: Usage::default(),
                         tool_calls: 0,
@@ -334,6 +335,7 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                             budget: b.budget.to_string(),
                             limit: b.limit.clone(),
                             used: b.used.clone(),
+                            request: b.request,
                         });
                         let s = b.to_string();
                         report.budget = Some(b);

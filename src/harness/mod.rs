@@ -31,6 +31,9 @@ pub enum HarnessError {
     NotFound(PathBuf),
     #[error("{0}: no SKILL.md in this folder")]
     NoSkill(PathBuf),
+    /// A harness file that is a FIFO, socket or device: reading it could block forever.
+    #[error("{}: not a regular file ({kind}); nlah reads harnesses only from regular files", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -39,16 +42,38 @@ pub enum HarnessError {
     },
 }
 
-/// Reads a file as UTF-8 text; invalid UTF-8 is replaced so that it gets a diagnostic instead of
-/// stopping the check.
-pub fn read_text(path: &Path) -> Result<(String, bool), HarnessError> {
+/// What `path` is when it exists (links followed) but is neither a regular file nor a folder.
+pub fn special_kind(path: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = std::fs::metadata(path).ok()?.file_type();
+    Some(if t.is_file() || t.is_dir() {
+        return None;
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    })
+}
+
+/// Reads a file as UTF-8 text; invalid UTF-8 is replaced so that it gets a diagnostic (at the
+/// first invalid byte) instead of stopping the check.
+pub fn read_text(path: &Path) -> Result<(String, Option<Diagnostic>), HarnessError> {
     let bytes = std::fs::read(path).map_err(|source| HarnessError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     match String::from_utf8(bytes) {
-        Ok(s) => Ok((s, true)),
-        Err(e) => Ok((String::from_utf8_lossy(e.as_bytes()).into_owned(), false)),
+        Ok(s) => Ok((s, None)),
+        Err(e) => {
+            let diag = crate::diag::first_invalid_utf8(path, e.as_bytes()).map(not_utf8);
+            Ok((String::from_utf8_lossy(e.as_bytes()).into_owned(), diag))
+        }
     }
 }
 
@@ -79,12 +104,18 @@ pub fn load(root: &Path) -> Result<HarnessSource, HarnessError> {
     }
     let skill_path = root.join("SKILL.md");
     if !skill_path.is_file() {
-        return Err(HarnessError::NoSkill(root.to_path_buf()));
+        return Err(match special_kind(&skill_path) {
+            Some(kind) => HarnessError::NotRegular {
+                path: skill_path,
+                kind,
+            },
+            None => HarnessError::NoSkill(root.to_path_buf()),
+        });
     }
     let mut load_diags = Diags::default();
-    let (text, utf8) = read_text(&skill_path)?;
-    if !utf8 {
-        load_diags.push(not_utf8(&skill_path));
+    let (text, bad) = read_text(&skill_path)?;
+    if let Some(bad) = bad {
+        load_diags.push(bad);
     }
     let skill = SourceFile::new(&skill_path, text);
     let mut modules = Vec::new();
@@ -97,13 +128,19 @@ pub fn load(root: &Path) -> Result<HarnessSource, HarnessError> {
             })?
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "md") && p.is_file())
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "md")
+                    && (p.is_file() || special_kind(p).is_some())
+            })
             .collect();
         files.sort();
         for path in files {
-            let (text, utf8) = read_text(&path)?;
-            if !utf8 {
-                load_diags.push(not_utf8(&path));
+            if let Some(kind) = special_kind(&path) {
+                return Err(HarnessError::NotRegular { path, kind });
+            }
+            let (text, bad) = read_text(&path)?;
+            if let Some(bad) = bad {
+                load_diags.push(bad);
             }
             if let Some(m) = module::parse(&path, text, &mut load_diags) {
                 if let Some(first) = modules.iter().find(|o: &&Module| o.name == m.name) {
@@ -129,9 +166,13 @@ pub fn load(root: &Path) -> Result<HarnessSource, HarnessError> {
     })
 }
 
-fn not_utf8(path: &Path) -> Diagnostic {
-    Diagnostic::error(Pos::file_start(path), "encoding", "file is not valid UTF-8")
-        .with_hint("save it as UTF-8 text")
+fn not_utf8((at, byte): (Pos, u8)) -> Diagnostic {
+    Diagnostic::error(
+        at,
+        "encoding",
+        format!("file is not valid UTF-8: byte 0x{byte:02x} here"),
+    )
+    .with_hint("save it as UTF-8 text")
 }
 
 /// Composes the harness for a set of toggles. Unknown modules and operations that cannot apply

@@ -285,7 +285,16 @@ pub fn describe(kind: &EventKind) -> String {
             budget,
             limit,
             used,
+            request: None,
         } => format!("budget {budget} spent: used {used} of {limit}"),
+        EventKind::BudgetHit {
+            budget,
+            limit,
+            used,
+            request: Some(n),
+        } => format!(
+            "budget {budget} cannot fit a request of about {n} tokens: used {used} of {limit}"
+        ),
         EventKind::Retry {
             class,
             attempt,

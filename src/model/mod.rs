@@ -120,6 +120,36 @@ pub struct ChatRequest {
     pub trace: Option<String>,
 }
 
+impl ChatRequest {
+    /// The prompt's size in tokens, estimated before sending so that the meter can refuse a
+    /// request that cannot fit the token budget. Conservative on purpose: one token per 3 bytes
+    /// of every message, tool call and tool schema (BPE tokenizers average about 4 bytes per
+    /// token on English and code, and rarely fewer than 3 outside non-Latin scripts), plus 8 per
+    /// message for the chat template's framing. Over-estimating keeps the budget's promise
+    /// (overshoot only by completions); a request refused near the limit is the price.
+    pub fn estimated_prompt_tokens(&self) -> u64 {
+        let messages: usize = self
+            .messages
+            .iter()
+            .map(|m| {
+                m.content.len()
+                    + m.tool_calls
+                        .iter()
+                        .map(|c| c.id.len() + c.name.len() + c.arguments.len())
+                        .sum::<usize>()
+                    + m.tool_call_id.as_ref().map_or(0, String::len)
+            })
+            .sum();
+        let tools: usize = self
+            .tools
+            .iter()
+            .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
+            .sum();
+        let bytes = (messages + tools) as u64;
+        bytes.div_ceil(3) + 8 * self.messages.len() as u64
+    }
+}
+
 /// The model's answer to one request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatResponse {
@@ -206,5 +236,35 @@ impl<T: ChatBackend + ?Sized> ChatBackend for std::sync::Arc<T> {
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChatResponse, ModelError>> {
         (**self).complete(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prompt_estimate_counts_text_and_schemas_at_three_bytes_a_token() {
+        let mut req = ChatRequest {
+            model: "m".into(),
+            messages: vec![
+                Message::system("a".repeat(300)),
+                Message::user("b".repeat(3000)),
+            ],
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
+            max_tokens: None,
+            temperature: None,
+            seed: None,
+            trace: None,
+        };
+        assert_eq!(req.estimated_prompt_tokens(), 100 + 1000 + 16);
+        req.tools.push(ToolSpec {
+            name: "shell".into(),
+            description: "d".repeat(25),
+            parameters: serde_json::json!({"type": "object"}),
+        });
+        // The schema's 5 + 25 + 17 bytes join the text's 3300 before dividing.
+        assert_eq!(req.estimated_prompt_tokens(), 3347u64.div_ceil(3) + 16);
     }
 }

@@ -138,6 +138,9 @@ pub enum EventKind {
         budget: String,
         limit: String,
         used: String,
+        /// The estimated prompt tokens of a request refused because it could not fit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<u64>,
     },
     Retry {
         child: String,

@@ -14,8 +14,8 @@ use super::{CONFIG_FILE, Task, TaskError};
 /// symlinks were written; a task without `files/` copies nothing.
 ///
 /// Executable bits are kept. A symlink stays a symlink when it points inside `files/`; one that
-/// points outside is replaced by a copy of what it points to, so the workspace never links to the
-/// task folder or the host.
+/// points outside is refused ([`TaskError::Symlink`] naming the link and its target), so the
+/// workspace never links to, or copies from, the task folder's other parts or the host.
 pub fn copy_files(task: &Task, dest: &Path) -> Result<u64, TaskError> {
     match &task.files {
         Some(files) => copy_tree(files, dest),
@@ -78,60 +78,56 @@ fn copy_symlink(
     rel: &Path,
     target: &Path,
 ) -> Result<u64, TaskError> {
+    let link = link_inside(canonical_src, path, rel)?;
+    remove_stale_link(target)?;
+    std::os::unix::fs::symlink(&link, target)
+        .map_err(|e| TaskError::io(target, "cannot create the symlink", e))?;
+    Ok(1)
+}
+
+/// The target of the symlink at `path` (`rel` inside the folder `canonical_src`), if it stays
+/// inside that folder: by its text (so it survives the copy) and, when it resolves, by the real
+/// path too. A link that leaves is refused, never followed: following it once put the host's
+/// `/proc/self/environ` (API keys) into a workspace's git history.
+fn link_inside(canonical_src: &Path, path: &Path, rel: &Path) -> Result<PathBuf, TaskError> {
     let link =
         fs::read_link(path).map_err(|e| TaskError::io(path, "cannot read the symlink", e))?;
-    let resolved = fs::canonicalize(path).ok();
-    // Inside by its text (survives the copy) and, when it resolves, by the real path too.
     let lexically_inside = rel
         .parent()
         .is_some_and(|parent| stays_inside(&parent.join(&link)));
     let inside = lexically_inside
-        && resolved
-            .as_ref()
+        && fs::canonicalize(path)
+            .ok()
             .is_none_or(|r| r.starts_with(canonical_src));
     if inside {
-        remove_stale_link(target)?;
-        std::os::unix::fs::symlink(&link, target)
-            .map_err(|e| TaskError::io(target, "cannot create the symlink", e))?;
-        return Ok(1);
+        return Ok(link);
     }
-    let Some(resolved) = resolved else {
-        return Err(TaskError::Symlink {
-            path: path.to_path_buf(),
-            reason: format!(
-                "symlink to {} points outside its folder to nothing",
-                link.display()
-            ),
-        });
-    };
-    if resolved.is_dir() {
-        copy_followed_dir(&resolved, target)
-    } else {
-        copy_file(&resolved, target)?;
-        Ok(1)
-    }
+    let folder = canonical_src.file_name().map_or_else(
+        || canonical_src.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Err(TaskError::Symlink {
+        path: path.to_path_buf(),
+        reason: format!(
+            "symlink to {} leaves the task's {folder}/ folder; links must stay inside it \
+             (copy the file into the task instead)",
+            link.display()
+        ),
+    })
 }
 
-/// A folder reached through an outside symlink: copied with every link followed.
-fn copy_followed_dir(src: &Path, dest: &Path) -> Result<u64, TaskError> {
-    let mut count = 0;
-    for entry in WalkDir::new(src).follow_links(true).sort_by_file_name() {
-        let entry = entry.map_err(|e| walk_error(src, e))?;
-        let path = entry.path();
-        let target = dest.join(path.strip_prefix(src).unwrap_or(path));
-        if entry.file_type().is_dir() {
-            fs::create_dir_all(&target)
-                .map_err(|e| TaskError::io(&target, "cannot create the folder", e))?;
-        } else if entry.file_type().is_file() {
-            copy_file(path, &target)?;
-            count += 1;
-        } else {
-            return Err(TaskError::UnsupportedFile {
-                path: path.to_path_buf(),
-            });
+/// Refuses a task whose `dir` (its `files/` or `tests/`) holds a symlink that leaves it, so
+/// that the run stops before any workspace exists.
+pub(crate) fn check_links(dir: &Path) -> Result<(), TaskError> {
+    let canonical = fs::canonicalize(dir).map_err(|e| TaskError::io(dir, "cannot resolve", e))?;
+    for entry in WalkDir::new(dir).min_depth(1) {
+        let entry = entry.map_err(|e| walk_error(dir, e))?;
+        if entry.file_type().is_symlink() {
+            let path = entry.path();
+            link_inside(&canonical, path, path.strip_prefix(dir).unwrap_or(path))?;
         }
     }
-    Ok(count)
+    Ok(())
 }
 
 /// Whether a relative path stays under its starting folder once `..` is applied.

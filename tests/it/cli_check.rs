@@ -145,3 +145,20 @@ fn modules_lists_state_and_descriptions() {
     assert_eq!(code, 0);
     insta::assert_snapshot!(stdout);
 }
+
+#[test]
+fn an_invalid_byte_is_reported_where_it_is() {
+    // The byte 0xff sits on line 6 after "- é " (four characters): column 5, not 1:1.
+    let env = TestEnv::new();
+    let h = env.root().join("enc");
+    std::fs::create_dir_all(&h).unwrap();
+    let skill = b"---\nname: enc\ndescription: An encoding test.\n---\n\n- \xc3\xa9 \xff after\n";
+    std::fs::write(h.join("SKILL.md"), skill).unwrap();
+    let (code, stdout, stderr) = env.run(&["check", h.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let want = format!(
+        "{}:6:5: error: file is not valid UTF-8: byte 0xff here",
+        h.join("SKILL.md").display()
+    );
+    assert!(stdout.contains(&want), "{stdout}");
+}

@@ -33,6 +33,50 @@ fn check_of_a_folder_with_nothing_to_check_is_a_usage_error() {
 }
 
 #[test]
+fn check_refuses_a_skill_md_that_is_not_a_regular_file() {
+    // A FIFO would block the reader forever; a special file named SKILL.md, as the path given or
+    // inside a folder, or a module file, is an error naming it, within a second.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo_in = |p: &Path| {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let out = std::process::Command::new("mkfifo")
+            .arg(p)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    let h = dir.path().join("h");
+    fifo_in(&h.join("SKILL.md"));
+    let m = dir.path().join("m");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::copy(
+        root().join("harness-skills/basic/SKILL.md"),
+        m.join("SKILL.md"),
+    )
+    .unwrap();
+    fifo_in(&m.join("modules/extra.md"));
+    let started = std::time::Instant::now();
+    for (arg, named) in [
+        (h.clone(), h.join("SKILL.md")),
+        (h.join("SKILL.md"), h.join("SKILL.md")),
+        (dir.path().to_path_buf(), h.join("SKILL.md")),
+        (m.clone(), m.join("modules/extra.md")),
+    ] {
+        let (code, stdout, stderr) = run(&["check", arg.to_str().unwrap()]);
+        assert_ne!(code, 0, "{arg:?}: {stdout}");
+        assert!(
+            format!("{stdout}{stderr}")
+                .contains(&format!("{}: not a regular file (a FIFO)", named.display())),
+            "{arg:?}: {stdout}{stderr}"
+        );
+    }
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "nothing blocked on the FIFO"
+    );
+}
+
+#[test]
 fn the_migrated_examples_pass_strict_checks() {
     for name in ["py-plan-act-verify", "ts-review-agent", "yaml-agent"] {
         let dir = format!("examples/code-harnesses/{name}/migrated/{name}");

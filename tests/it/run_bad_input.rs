@@ -222,3 +222,93 @@ async fn a_harness_with_errors_is_refused_before_anything_runs() {
     );
     assert!(!ran.ws.exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_candidates_together_stay_within_the_call_budget() {
+    // Eight candidates start at once against `llm calls: 3`: each call is reserved before it is
+    // sent, so the model serves three requests, not eight.
+    let env = TestEnv::with_model(|t: &Turn| Answer::shell(&format!("echo step {}", t.turn))).await;
+    let ran = env
+        .nlah_run(&[
+            "tests/fixtures/budget-parallel",
+            "tests/fixtures/tasks/write-result",
+            "--model",
+            "openai:m",
+            "--max-steps",
+            "20",
+        ])
+        .await;
+    assert_eq!(ran.kinds("child-started").len(), 8, "{}", ran.stderr);
+    assert_eq!(env.model().served().calls, 3);
+    assert_eq!(ran.record()["metrics"]["total"]["calls"], 3);
+    let hits = ran.kinds("budget-hit");
+    assert!(
+        hits.len() >= 5 && hits.iter().all(|h| h["budget"] == "llm calls"),
+        "{hits:?}"
+    );
+    assert_clean_end(&ran, "failed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_larger_than_the_token_budget_is_never_sent() {
+    // A 2 MB TASK.md is about 700k tokens by the meter's estimate (bytes / 3): it cannot fit the
+    // harness's 300k, so no candidate sends it, and the run still ends with its record.
+    let env = TestEnv::with_model(|t: &Turn| Answer::shell(&format!("echo step {}", t.turn))).await;
+    let task = env.root().join("huge-task");
+    std::fs::create_dir(&task).unwrap();
+    let line = "Make the tests pass without touching them; explain every change you make.\n";
+    std::fs::write(task.join("TASK.md"), line.repeat(2_000_000 / line.len())).unwrap();
+    let ran = env
+        .nlah_run(&[
+            "tests/fixtures/budget-parallel",
+            task.to_str().unwrap(),
+            "--model",
+            "openai:m",
+        ])
+        .await;
+    assert_eq!(env.model().served().calls, 0, "{}", ran.stderr);
+    let hits = ran.kinds("budget-hit");
+    assert!(!hits.is_empty(), "{:?}", ran.events());
+    for h in &hits {
+        assert_eq!(h["budget"], "tokens");
+        assert!(h["request"].as_u64().unwrap() > 600_000, "{h}");
+    }
+    assert!(
+        ran.stdout.contains("cannot fit") || ran.stderr.contains("cannot fit"),
+        "{}\n{}",
+        ran.stdout,
+        ran.stderr
+    );
+    assert!(
+        ran.events().iter().any(|e| e
+            .to_string()
+            .contains("budget-exhausted: tokens budget cannot fit a request")),
+        "the stage fails with budget-exhausted"
+    );
+    assert_eq!(ran.record()["metrics"]["total"]["calls"], 0);
+    // The task has no hidden tests, so the run ends unverified, with its record.
+    assert_clean_end(&ran, "unverified");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_md_with_an_invalid_byte_is_named_once_with_its_position() {
+    let env = TestEnv::new();
+    let task = env.root().join("latin1");
+    std::fs::create_dir(&task).unwrap();
+    std::fs::write(task.join("TASK.md"), b"Fix the bug.\nCaf\xe9 menu\n").unwrap();
+    let ran = env
+        .nlah_run(&[
+            "harness-skills/basic",
+            task.to_str().unwrap(),
+            "--model",
+            "openai:m",
+        ])
+        .await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    let want = format!(
+        "error: {}:2:4: the instruction is not valid UTF-8 (byte 0xe9); save it as UTF-8 text\n",
+        task.canonicalize().unwrap().join("TASK.md").display()
+    );
+    assert_eq!(ran.stderr, want);
+    assert!(!ran.ws.exists());
+}

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nlah::task::{self, Task, TaskError};
+
+use crate::support::TestEnv;
 use tempfile::TempDir;
 
 const EXAMPLES: [&str; 5] = [
@@ -384,7 +386,6 @@ fn copy_files_copies_the_starting_state_only() {
 
 #[test]
 fn copy_files_keeps_exec_bits_and_inside_symlinks() {
-    let outside = write_tree(&[("secret.txt", "outside content"), ("dir/x.txt", "x")]);
     let dir = write_tree(&[
         ("t/TASK.md", "x"),
         ("t/files/run.sh", "#!/bin/sh\necho hi\n"),
@@ -395,14 +396,12 @@ fn copy_files_keeps_exec_bits_and_inside_symlinks() {
     set_exec(&files.join("run.sh"));
     std::os::unix::fs::symlink("data/a.txt", files.join("link-in")).unwrap();
     std::os::unix::fs::symlink("../plain.txt", files.join("data/up-in")).unwrap();
-    std::os::unix::fs::symlink(outside.path().join("secret.txt"), files.join("link-out")).unwrap();
-    std::os::unix::fs::symlink(outside.path().join("dir"), files.join("dir-out")).unwrap();
 
     let t = task::load(dir.path().join("t")).unwrap();
     let repo = TempDir::new().unwrap();
     let n = task::copy_files(&t, repo.path()).unwrap();
     let r = repo.path();
-    assert_eq!(n, 7);
+    assert_eq!(n, 5);
 
     let mode = fs::metadata(r.join("run.sh")).unwrap().permissions().mode();
     assert_eq!(mode & 0o111, 0o111);
@@ -418,26 +417,67 @@ fn copy_files_keeps_exec_bits_and_inside_symlinks() {
         assert_eq!(fs::read_link(r.join(link)).unwrap(), Path::new(target));
     }
     assert_eq!(fs::read_to_string(r.join("link-in")).unwrap(), "a");
-
-    let meta = fs::symlink_metadata(r.join("link-out")).unwrap();
-    assert!(meta.file_type().is_file());
-    assert_eq!(
-        fs::read_to_string(r.join("link-out")).unwrap(),
-        "outside content"
-    );
-    assert!(fs::symlink_metadata(r.join("dir-out")).unwrap().is_dir());
-    assert_eq!(fs::read_to_string(r.join("dir-out/x.txt")).unwrap(), "x");
 }
 
 #[test]
-fn copy_files_rejects_dangling_outside_symlinks() {
-    let dir = write_tree(&[("t/TASK.md", "x"), ("t/files/a.txt", "a")]);
-    std::os::unix::fs::symlink("/nonexistent/nlah/target", dir.path().join("t/files/bad")).unwrap();
-    let t = task::load(dir.path().join("t")).unwrap();
-    let repo = TempDir::new().unwrap();
-    let err = task::copy_files(&t, repo.path()).unwrap_err();
-    assert!(matches!(err, TaskError::Symlink { .. }), "{err}");
-    assert!(err.to_string().contains("bad"), "{err}");
+fn links_that_leave_the_task_folder_are_refused_when_the_task_loads() {
+    // Following them once copied the host's environment (API keys) into `repo/` and git.
+    let outside = write_tree(&[("secret.txt", "outside content"), ("dir/x.txt", "x")]);
+    let cases = [
+        ("environ", Path::new("/proc/self/environ").to_path_buf()),
+        ("link-out", outside.path().join("secret.txt")),
+        ("dir-out", outside.path().join("dir")),
+        ("up", Path::new("../TASK.md").to_path_buf()),
+        (
+            "dangling",
+            Path::new("/nonexistent/nlah/target").to_path_buf(),
+        ),
+    ];
+    for (name, target) in cases {
+        let dir = write_tree(&[("t/TASK.md", "x"), ("t/files/a.txt", "a")]);
+        std::os::unix::fs::symlink(&target, dir.path().join("t/files").join(name)).unwrap();
+        let err = task::load(dir.path().join("t")).unwrap_err();
+        assert!(matches!(err, TaskError::Symlink { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("files/{name}: symlink to {}", target.display()))
+                && msg.contains("leaves the task's files/ folder"),
+            "{msg}"
+        );
+    }
+    // Hidden tests are held to the same rule: they are copied for the verifier.
+    let dir = write_tree(&[("t/TASK.md", "x"), ("t/tests/test.sh", "exit 0")]);
+    std::os::unix::fs::symlink("/proc/self/environ", dir.path().join("t/tests/env")).unwrap();
+    let err = task::load(dir.path().join("t")).unwrap_err();
+    assert!(
+        err.to_string().contains("leaves the task's tests/ folder"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_with_a_link_out_of_the_task_stops_before_its_workspace() {
+    let env = TestEnv::new();
+    let task = env.root().join("leaky");
+    fs::create_dir_all(task.join("files")).unwrap();
+    fs::write(task.join("TASK.md"), "Read the environment.\n").unwrap();
+    std::os::unix::fs::symlink("/proc/self/environ", task.join("files/env")).unwrap();
+    let ran = env
+        .nlah_run(&[
+            "harness-skills/basic",
+            task.to_str().unwrap(),
+            "--model",
+            "openai:m",
+        ])
+        .await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("files/env: symlink to /proc/self/environ leaves"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.ws.exists(), "no workspace for a task that cannot load");
 }
 
 #[test]
