@@ -217,6 +217,9 @@ impl McpClient {
         crate::sandbox::clean_env_with(&mut cmd, &scratch.home, &scratch.tmp, &options.allow_env);
         let enforcement = crate::sandbox::confine(&mut cmd, confinement);
         let mut child = cmd.spawn().map_err(|e| spawn_err(e.to_string()))?;
+        if let Some(pid) = child.id() {
+            crate::sandbox::guard(pid);
+        }
         let pgid = child.id().and_then(|p| i32::try_from(p).ok());
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())

@@ -150,7 +150,7 @@ fn tool_context(run: &Run, req: &Request<'_>) -> ToolContext {
         .iter()
         .find(|v| v.role == req.role.name)
         .map(|v| v.paths.clone());
-    ToolContext {
+    let mut ctx = ToolContext {
         workspace: req.root.to_path_buf(),
         hidden,
         visible_only,
@@ -158,7 +158,9 @@ fn tool_context(run: &Run, req: &Request<'_>) -> ToolContext {
         confinement: run.confinement(req.root),
         shell_timeout: run.opts.shell_timeout,
         output_cap: run.opts.output_cap,
-    }
+    };
+    ctx.confine_to_view();
+    ctx
 }
 
 /// The embedding program's backend when it gave one, else the spec's.
@@ -259,12 +261,16 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                     tools::builtin_specs(allowed.as_deref()),
                 );
                 let mut mcp = Vec::new();
+                // A server is the harness's code: it reads the harness folder besides what the
+                // child may read.
+                let mut server_confinement = ctx.confinement.clone();
+                server_confinement.readable.push(run.harness_root.clone());
                 for server in &run.harness.adapters.mcp_servers {
                     match McpClient::spawn(
                         &server.name,
                         &server.command,
                         req.root,
-                        &ctx.confinement,
+                        &server_confinement,
                     )
                     .await
                     {

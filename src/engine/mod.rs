@@ -193,11 +193,17 @@ impl Run {
         self.ws.commit(message).map(|_| ())
     }
 
-    /// How tool and gate commands of a workspace (or candidate copy) are confined.
+    /// How tool and gate commands of a workspace (or candidate copy) are confined: they read the
+    /// workspace and write only where children work ([`child_writable`]), so that the record
+    /// (`history/`, the git directory, `run.json`) and what the runtime checks with (`scripts/`,
+    /// `TASK.md`, `SKILL.md`) stay out of their reach. A child's own tools narrow this further
+    /// to what the child may see.
     pub fn confinement(&self, root: &Path) -> Confinement {
         Confinement {
-            writable: vec![root.to_path_buf()],
+            writable: child_writable(root, &self.harness),
+            readable: vec![root.to_path_buf()],
             network: self.harness.contract.permissions.network,
+            limits: sandbox::Limits::default(),
         }
     }
 
@@ -396,11 +402,15 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
     let verdict = if infra.is_some() {
         None
     } else {
-        // The hidden tests are the task's code, not the agent's: they may write their reward
-        // in their own temporary folder, but reach no network.
+        // The hidden tests are the task's code, but they run the agent's: they read and write
+        // the task's files and their own temporary folder (added by `task::verify`), never the
+        // record, and reach no network.
+        let tmp = run.ws.path(sandbox::Scratch::DIR);
         let confinement = Confinement {
-            writable: vec![run.ws.root.clone(), std::env::temp_dir()],
+            writable: vec![run.ws.path("repo"), tmp.clone()],
+            readable: vec![run.ws.path("repo"), tmp],
             network: false,
+            limits: sandbox::Limits::default(),
         };
         let repo = run.ws.path("repo");
         let home = sandbox::Scratch::prepare(&run.ws.root)
@@ -485,6 +495,52 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
         .await
         .map_err(|e| EngineError::Config(format!("finishing the run failed: {e}")))?
 }
+
+/// Where commands may write in a workspace (or candidate copy) `root`: the task's files (`repo/`),
+/// `artifacts/`, the children's folders, the scratch space, and the top folder of every declared
+/// output and persisted state path (made here, so that there is something to write into). With
+/// `write: none`, only the scratch space.
+pub fn child_writable(root: &Path, harness: &Harness) -> Vec<PathBuf> {
+    let mut dirs: Vec<String> = vec![sandbox::Scratch::DIR.to_string()];
+    if harness.contract.permissions.write == harness::model::WriteScope::Workspace {
+        dirs.extend(["repo", "artifacts", "children"].map(String::from));
+        let declared = harness
+            .contract
+            .outputs
+            .iter()
+            .map(|o| o.path.as_str())
+            .chain(harness.state.persist.iter().map(String::as_str));
+        for p in declared {
+            let p = p.trim_start_matches("./");
+            match p.split_once('/') {
+                Some((top, _)) if !RUNTIME_OWNED.contains(&top) && !top.is_empty() => {
+                    let _ = std::fs::create_dir_all(root.join(top));
+                    dirs.push(top.to_string());
+                }
+                // A file at the top: writable if it is there (a rule cannot cover what does not
+                // exist, and the top folder itself stays closed).
+                None if !RUNTIME_OWNED.contains(&p) && !p.is_empty() => dirs.push(p.to_string()),
+                _ => {}
+            }
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs.into_iter().map(|d| root.join(d)).collect()
+}
+
+/// What the runtime writes and checks with at a workspace's top: never writable by commands.
+pub const RUNTIME_OWNED: &[&str] = &[
+    ".git",
+    "history",
+    "run.json",
+    "RESPONSE.md",
+    "TASK.md",
+    "SKILL.md",
+    brief::CHARTER_FILE,
+    "scripts",
+    ".candidates",
+];
 
 /// Writes a finished run's RESPONSE.md and run.json, commits and syncs the workspace.
 fn finish(run: &Run, record: RunRecord) -> Result<RunReport, EngineError> {

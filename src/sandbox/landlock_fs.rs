@@ -1,7 +1,10 @@
 //! The Landlock side of confinement: detecting the ABI, building a ruleset in the parent and
 //! enforcing it in the child.
 
-use std::path::{Path, PathBuf};
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use super::Confinement;
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, LandlockStatus, PathBeneath, PathFd,
@@ -11,19 +14,6 @@ use landlock::{
 
 /// The newest ABI whose rights we ask for; older kernels get what they support (best effort).
 const TARGET: ABI = ABI::V9;
-
-/// Device files a shell writes to (redirections to /dev/null, terminals). Directories hold their
-/// files' rights.
-const DEVICES: &[&str] = &[
-    "/dev/null",
-    "/dev/zero",
-    "/dev/full",
-    "/dev/random",
-    "/dev/urandom",
-    "/dev/tty",
-    "/dev/ptmx",
-    "/dev/pts",
-];
 
 /// Finds the Landlock ABI by enforcing a harmless ruleset (read everywhere, nothing written by
 /// this thread) in a throwaway thread: Landlock restricts only the calling thread, and the thread
@@ -81,12 +71,12 @@ fn abi_number(abi: ABI) -> i32 {
     .map_or(0, |i| i as i32 + 1)
 }
 
-/// Builds the ruleset: read and execute everywhere, everything but device nodes beneath
-/// `writable`, writing on
-/// the device files a shell needs; with `deny_tcp`, TCP connect and bind nowhere. The ruleset's
-/// file descriptor is close-on-exec, so it does not leak into the command.
+/// Builds the ruleset: read and execute beneath the system's folders ([`super::readable`]), the
+/// readable paths and the writable ones; everything but device nodes beneath the writable paths;
+/// writing on the device files a shell needs; with `deny_tcp`, TCP connect and bind nowhere. The
+/// ruleset's file descriptor is close-on-exec, so it does not leak into the command.
 pub(super) fn build(
-    writable: &[PathBuf],
+    c: &Confinement,
     deny_tcp: bool,
     notes: &mut Vec<String>,
 ) -> Result<RulesetCreated, String> {
@@ -102,11 +92,24 @@ pub(super) fn build(
             .map_err(|e| e.to_string())?;
     }
     let mut rs = ruleset.create().map_err(|e| e.to_string())?;
-    rs = add(rs, Path::new("/"), AccessFs::from_read(TARGET))?;
+    let read = AccessFs::from_read(TARGET);
+    for (path, fd) in super::readable::system() {
+        // Directory-only rights on a file are dropped by best effort (the crate narrows them).
+        rs = rs
+            .add_rule(PathBeneath::new(fd.as_fd(), read))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     let mut skipped = Vec::new();
+    for r in &c.readable {
+        if !r.exists() {
+            skipped.push(r.display().to_string());
+            continue;
+        }
+        rs = add(rs, r, read)?;
+    }
     // Device nodes nowhere: one made inside the workspace would open the raw disk.
     let write = AccessFs::from_all(TARGET) & !(AccessFs::MakeChar | AccessFs::MakeBlock);
-    for w in writable {
+    for w in &c.writable {
         if !w.exists() {
             skipped.push(w.display().to_string());
             continue;
@@ -115,12 +118,12 @@ pub(super) fn build(
     }
     if !skipped.is_empty() {
         notes.push(format!(
-            "writable paths that do not exist were skipped: {}",
+            "paths that do not exist were skipped: {}",
             skipped.join(", ")
         ));
     }
     let device = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::Truncate | AccessFs::IoctlDev;
-    for d in DEVICES {
+    for d in super::readable::DEVICES {
         let p = Path::new(d);
         if p.exists() {
             rs = add(rs, p, device)?;
@@ -135,7 +138,6 @@ fn add(
     access: landlock::BitFlags<AccessFs>,
 ) -> Result<RulesetCreated, String> {
     let fd = PathFd::new(path).map_err(|e| e.to_string())?;
-    // Directory-only rights on a file are dropped by best effort (the crate narrows them).
     rs.add_rule(PathBeneath::new(fd, access))
         .map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -64,8 +64,12 @@
 mod caps;
 pub mod env;
 pub mod exec;
+mod guardian;
 mod landlock_fs;
+pub mod limits;
 mod netns;
+mod pidns;
+mod readable;
 pub mod spawn;
 
 use std::path::PathBuf;
@@ -74,23 +78,35 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 pub use env::{EnvAllowList, Scratch, clean_env, clean_env_with, clean_vars, is_secret_name};
+pub use limits::Limits;
 
 /// What a command may touch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confinement {
-    /// Directories (or files) beneath which writing is allowed: the workspace root, which also
-    /// holds the command's scratch space (see [`Scratch`]).
+    /// Directories (or files) beneath which writing is allowed: where a child works in the
+    /// workspace, which also holds the command's scratch space (see [`Scratch`]).
     pub writable: Vec<PathBuf>,
+    /// Directories (or files) beneath which reading is allowed besides the system's folders
+    /// ([`readable::system`]) and the writable paths: the workspace.
+    #[serde(default)]
+    pub readable: Vec<PathBuf>,
     /// Whether the command may use the network.
     pub network: bool,
+    /// Resource limits per process.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 impl Confinement {
-    /// Writes only inside `workspace`, no network: what children get by default.
+    /// Reads and writes only inside `workspace` (and reads of the system's folders), no
+    /// network, the default limits: what a command gets when nothing narrower is said.
     pub fn workspace(workspace: impl Into<PathBuf>) -> Self {
+        let workspace = workspace.into();
         Confinement {
-            writable: vec![workspace.into()],
+            writable: vec![workspace.clone()],
+            readable: vec![workspace],
             network: false,
+            limits: Limits::default(),
         }
     }
 }
@@ -108,6 +124,11 @@ pub enum Level {
 }
 
 impl Level {
+    /// What records written before nlah enforced it say: nothing was.
+    fn unknown() -> Level {
+        Level::Unavailable
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Enforced => "enforced",
@@ -126,16 +147,28 @@ impl std::fmt::Display for Level {
 /// What was actually enforced for a command, for the run's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enforcement {
+    /// Writing outside the writable paths.
     pub filesystem: Level,
+    /// Reading outside the readable paths and the system's folders.
+    #[serde(default = "Level::unknown")]
+    pub reading: Level,
     pub network: Level,
+    /// Processes outliving the command (a PID namespace of its own) and outliving nlah (the
+    /// guardian).
+    #[serde(default = "Level::unknown")]
+    pub processes: Level,
     /// Mechanisms used and gaps, one short sentence each.
     pub notes: Vec<String>,
 }
 
 impl Enforcement {
-    /// One line: `filesystem enforced, network enforced (Landlock ABI 7; private network namespace)`.
+    /// One line: `filesystem enforced, reading enforced, network enforced, processes enforced
+    /// (Landlock ABI 7; private network namespace; …)`.
     pub fn summary(&self) -> String {
-        let mut s = format!("filesystem {}, network {}", self.filesystem, self.network);
+        let mut s = format!(
+            "filesystem {}, reading {}, network {}, processes {}",
+            self.filesystem, self.reading, self.network, self.processes
+        );
         if !self.notes.is_empty() {
             s.push_str(" (");
             s.push_str(&self.notes.join("; "));
@@ -171,6 +204,8 @@ struct Support {
     landlock_note: Option<String>,
     net: netns::NetMode,
     net_note: Option<String>,
+    /// How a command gets a PID namespace of its own, if it can.
+    pid: pidns::PidMode,
 }
 
 static SUPPORT: OnceLock<Support> = OnceLock::new();
@@ -182,11 +217,13 @@ fn support() -> &'static Support {
             Err(why) => (None, Some(why)),
         };
         let (net, net_note) = netns::detect();
+        let pid = pidns::detect(net);
         Support {
             landlock_abi,
             landlock_note,
             net,
             net_note,
+            pid,
         }
     })
 }
@@ -199,7 +236,9 @@ pub fn probe() -> Enforcement {
         .get_or_init(|| {
             Plan::new(&Confinement {
                 writable: Vec::new(),
+                readable: Vec::new(),
                 network: false,
+                limits: Limits::default(),
             })
             .enforcement
         })
@@ -229,6 +268,13 @@ pub fn confine(cmd: &mut tokio::process::Command, c: &Confinement) -> Enforcemen
     enforcement
 }
 
+/// Hands a command started with [`confine`] (pid `pid`, not yet waited for) to the guardian,
+/// which kills it if nlah dies first. Commands started by [`spawn::spawn`] are handed over
+/// already.
+pub fn guard(pid: u32) {
+    guardian::watch_pid(pid.cast_signed());
+}
+
 /// The steps the child takes, prepared in the parent.
 struct Plan {
     hook: ChildHook,
@@ -237,6 +283,10 @@ struct Plan {
 
 struct ChildHook {
     net: Option<netns::NetSetup>,
+    /// Make the command the first process of a PID namespace of its own.
+    pid_ns: bool,
+    /// Resource limits, set in the child (fork) or on it right after it starts (thread).
+    rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
     /// Started by root: drop the capabilities that get around Landlock.
     drop_caps: bool,
     ruleset: Option<landlock::RulesetCreated>,
@@ -258,6 +308,9 @@ impl ChildHook {
             Some(net) => net.enter()?,
             None => None,
         };
+        if self.pid_ns {
+            pidns::unshare()?;
+        }
         self.after_namespace()?;
         Ok(lease)
     }
@@ -287,7 +340,16 @@ impl ChildHook {
         if let Some(net) = &self.net {
             net.apply()?;
         }
-        self.after_namespace()
+        if self.pid_ns {
+            pidns::unshare()?;
+        }
+        limits::apply(0, &self.rlimits)?;
+        self.after_namespace()?;
+        if self.pid_ns {
+            // SAFETY: between fork and exec, as this hook is.
+            unsafe { pidns::fork_first_process()? };
+        }
+        Ok(())
     }
 }
 
@@ -359,8 +421,53 @@ impl Plan {
         if drop_caps {
             notes.push("root keeps Docker's default capabilities minus CAP_MKNOD".to_string());
         }
+        let (pid_ns, processes) = match s.pid {
+            pidns::PidMode::None => {
+                notes.push(
+                    "no PID namespace: processes that leave the command's group outlive it"
+                        .to_string(),
+                );
+                (false, Level::Unavailable)
+            }
+            // Root makes one anywhere; an unprivileged user only inside the user namespace its
+            // network namespace comes in.
+            pidns::PidMode::Root => {
+                notes.push("PID namespace of its own".to_string());
+                (true, Level::Enforced)
+            }
+            pidns::PidMode::InUserNamespace
+                if net
+                    .as_ref()
+                    .is_some_and(|n| n.mode() == netns::NetMode::UserAndNet) =>
+            {
+                notes.push("PID namespace of its own".to_string());
+                (true, Level::Enforced)
+            }
+            pidns::PidMode::InUserNamespace => {
+                notes.push(
+                    "no PID namespace (an unprivileged command with network has no user \
+                     namespace): processes that leave the command's group outlive it"
+                        .to_string(),
+                );
+                (false, Level::Unavailable)
+            }
+        };
+        let processes = if processes == Level::Enforced && !guardian::available() {
+            notes.push("no guardian: a command outlives nlah killed with SIGKILL".to_string());
+            Level::Partial
+        } else {
+            processes
+        };
+        // RLIMIT_NPROC counts the user's processes across the machine unless the command has a
+        // user namespace of its own.
+        let own_users = net
+            .as_ref()
+            .is_some_and(|n| n.mode() == netns::NetMode::UserAndNet);
+        notes.push(c.limits.describe(own_users));
         let mut hook = ChildHook {
             net,
+            pid_ns,
+            rlimits: c.limits.rlimits(own_users),
             drop_caps,
             ruleset: None,
             needs_ruleset: false,
@@ -373,7 +480,7 @@ impl Plan {
             ));
             Level::Unavailable
         } else {
-            match landlock_fs::build(&c.writable, deny_tcp, &mut notes) {
+            match landlock_fs::build(c, deny_tcp, &mut notes) {
                 Ok(rs) => {
                     hook.ruleset = Some(rs);
                     hook.needs_ruleset = true;
@@ -405,7 +512,10 @@ impl Plan {
             hook,
             enforcement: Enforcement {
                 filesystem,
+                // One ruleset confines both.
+                reading: filesystem,
                 network,
+                processes,
                 notes,
             },
         }

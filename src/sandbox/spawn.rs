@@ -14,7 +14,7 @@
 //! the `fork` path with the same hook in the child ([`super::confine`]).
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -169,12 +169,17 @@ fn spawn_forked(launch: Launch<'_>, mut hook: ChildHook) -> std::io::Result<toki
     unsafe {
         cmd.pre_exec(move || hook.apply());
     }
-    cmd.spawn()
+    let child = cmd.spawn()?;
+    if let Some(pid) = child.id() {
+        super::guardian::watch_pid(pid.cast_signed());
+    }
+    Ok(child)
 }
 
 /// The `posix_spawn` path, from a thread that confines itself first.
 async fn spawn_from_thread(launch: Launch<'_>, mut hook: ChildHook) -> std::io::Result<Spawned> {
     let args = Prepared::new(&launch)?;
+    let rlimits = std::mem::take(&mut hook.rlimits);
     let output = launch.output;
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -210,6 +215,10 @@ async fn spawn_from_thread(launch: Launch<'_>, mut hook: ChildHook) -> std::io::
         )
     }
     .map_err(|e| abandon(e.into()))?;
+    // From here, not in the command: posix_spawn runs no code of ours there. The command has
+    // only begun to start; bash has not read its command line yet.
+    super::limits::apply(pid, &rlimits).map_err(abandon)?;
+    super::guardian::watch(pidfd.get_ref().as_fd());
     Ok(Spawned {
         pid,
         pidfd,
@@ -397,10 +406,7 @@ mod tests {
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],
             output: OwnedFd::from(writer),
         };
-        let c = Confinement {
-            writable: vec![ws.to_path_buf()],
-            network: false,
-        };
+        let c = Confinement::workspace(ws);
         (launch, reader, c)
     }
 
@@ -408,9 +414,11 @@ mod tests {
     async fn confinement_stays_with_the_child() {
         let ws = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
+        // Fields 1 and 6 of /proc/self/stat, read by bash itself: its pid as the host sees it
+        // and its session; `$$` is its pid in its own PID namespace.
         let script = format!(
-            "echo pid=$$ sid=$(cut -d' ' -f6 /proc/$$/stat); touch {}/x 2>/dev/null && echo wrote; \
-             read -t 1 line; echo read=$?",
+            "read -r pid _ _ _ _ sid _ </proc/self/stat; echo pid=$pid sid=$sid ns_pid=$$; \
+             touch {}/x 2>/dev/null && echo wrote; read -t 1 line; echo read=$?",
             outside.path().display()
         );
         let (launch, reader, c) = bash_in(ws.path(), script);
@@ -424,8 +432,14 @@ mod tests {
             .await
             .unwrap();
         let pid = out.split("pid=").nth(1).and_then(|s| s.split(' ').next());
-        let sid = out.split("sid=").nth(1).and_then(|s| s.lines().next());
+        let sid = out.split("sid=").nth(1).and_then(|s| s.split(' ').next());
         assert_eq!(pid, sid, "the command leads its own session: {out}");
+        if enforcement.processes == super::super::Level::Enforced {
+            assert!(
+                out.contains("ns_pid=1\n"),
+                "the first of its PID namespace: {out}"
+            );
+        }
         assert!(out.contains("read=1"), "stdin is /dev/null: {out}");
         if enforcement.filesystem == super::super::Level::Enforced {
             assert!(!out.contains("wrote"), "{out}");
@@ -471,15 +485,22 @@ mod tests {
         let (b, _, child) = netns_of("true").await;
         assert_eq!(a, b, "an ended command's namespace is entered again");
         drop(child);
-        // A process of the command's group outlives it: its namespace is not handed on.
-        let (c, pgid, child) = netns_of("sleep 30 >/dev/null 2>&1 &").await;
+        // A background process, even one in a session of its own, ends with its command (the
+        // PID namespace dies with its first process), so the namespace serves again.
+        let (c, pgid, child) = netns_of("setsid sleep 30 >/dev/null 2>&1 &").await;
         assert_eq!(c, a);
         drop(child);
+        // SAFETY: signal 0 only asks whether the group still has members.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while unsafe { libc::kill(-pgid, 0) } == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let (d, _, child) = netns_of("true").await;
-        assert_ne!(d, c, "a namespace with a live process is not reused");
+        assert_eq!(
+            d, c,
+            "nothing of the ended command is left in its namespace"
+        );
         drop(child);
-        // SAFETY: kills the test's own background sleep.
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
     }
 
     #[test]

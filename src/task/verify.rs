@@ -148,6 +148,10 @@ pub async fn verify(
             Child::Forked(cmd.spawn().map_err(spawn_err)?)
         }
         Launcher::Confined { confinement, home } => {
+            // The copy of the tests and the reward file are the verifier's own.
+            let mut confinement = confinement.clone();
+            confinement.writable.push(scratch.path().to_path_buf());
+            confinement.readable.push(scratch.path().to_path_buf());
             let mut env = sandbox::clean_vars(home, home, &sandbox::EnvAllowList::default());
             env.extend(vars.iter().map(|(k, v)| (k.into(), v.into())));
             let launch = Launch {
@@ -157,7 +161,7 @@ pub async fn verify(
                 env,
                 output: OwnedFd::from(writer),
             };
-            let (child, _enforcement) = sandbox::spawn::spawn(launch, confinement).await;
+            let (child, _enforcement) = sandbox::spawn::spawn(launch, &confinement).await;
             child.map_err(spawn_err)?
         }
     };

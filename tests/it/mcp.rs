@@ -22,7 +22,10 @@ fn server_command() -> String {
 
 fn workspace() -> (tempfile::TempDir, Confinement) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let c = Confinement::workspace(dir.path());
+    let mut c = Confinement::workspace(dir.path());
+    // The servers' scripts are the fixtures: readable, as a harness folder is to its servers.
+    c.readable
+        .push(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"));
     (dir, c)
 }
 

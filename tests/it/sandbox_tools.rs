@@ -51,7 +51,10 @@ async fn shell_is_killed_at_the_time_limit() {
     let started = Instant::now();
     let out = shell(
         &ctx,
-        "echo before; sleep 30 & echo $! > bg.pid; sleep 30; echo after",
+        // The background job writes its pid as the host sees it (`$!` counts in the command's
+        // own PID namespace).
+        "echo before; sh -c 'read -r p _ </proc/self/stat; echo $p > bg.pid; exec sleep 30' & \
+         sleep 30; echo after",
     )
     .await;
     assert!(
@@ -692,8 +695,8 @@ fn probe_reports_what_holds() {
     assert_eq!(sandbox::probe(), probe);
     // An allowance is reported as such.
     let open = sandbox::assess(&sandbox::Confinement {
-        writable: vec![],
         network: true,
+        ..sandbox::Confinement::workspace("/nonexistent")
     });
     assert_eq!(open.network, Level::Enforced);
     assert!(open.notes.iter().any(|n| n == "network allowed"));
@@ -703,20 +706,23 @@ fn probe_reports_what_holds() {
 async fn confine_works_with_a_process_group_set_by_the_caller() {
     let ws = tempfile::tempdir().expect("tempdir");
     let mut cmd = tokio::process::Command::new("bash");
+    // Fields 5 and 6 of /proc/self/stat (read by bash itself): its process group and session.
     cmd.args([
         "-c",
-        "test \"$(ps -o pgid= -p $$ | tr -d ' ')\" = \"$$\" && ! : 2>/dev/null </dev/tty",
+        "read -r _ _ _ _ pgrp _ </proc/self/stat; echo $pgrp; ! : 2>/dev/null </dev/tty",
     ])
     .current_dir(ws.path())
+    .stdout(std::process::Stdio::piped())
     .process_group(0);
     sandbox::clean_env(&mut cmd, ws.path());
     sandbox::confine(&mut cmd, &sandbox::Confinement::workspace(ws.path()));
-    let status = cmd
-        .status()
-        .await
-        .expect("spawns although setsid is impossible");
-    assert!(
-        status.success(),
-        "the command leads its group and has no terminal"
+    let child = cmd.spawn().expect("spawns although setsid is impossible");
+    let group = child.id().expect("pid");
+    let out = child.wait_with_output().await.expect("waits");
+    assert!(out.status.success(), "the command has no terminal");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        group.to_string(),
+        "the command is in the group the caller made"
     );
 }

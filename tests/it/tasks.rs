@@ -713,10 +713,9 @@ test -d "$NLAH_LOGS_DIR" && echo logs-ok
     let ws = tempfile::tempdir().unwrap();
     let home = ws.path().join(".tmp/home");
     fs::create_dir_all(&home).unwrap();
-    let confinement = nlah::sandbox::Confinement {
-        writable: vec![ws.path().to_path_buf(), std::env::temp_dir()],
-        network: false,
-    };
+    let mut confinement = nlah::sandbox::Confinement::workspace(ws.path());
+    confinement.writable.push(repo.clone());
+    confinement.readable.push(repo.clone());
     // SAFETY: set before any thread of this test reads the environment.
     unsafe { std::env::set_var("NLAH_TEST_SECRET_TOKEN", "leak") };
     let v = task::verify(

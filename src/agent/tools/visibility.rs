@@ -200,6 +200,96 @@ impl ToolContext {
     }
 }
 
+impl ToolContext {
+    /// The child's commands confined to what the child may see: reading only the visible parts
+    /// of the workspace (Landlock is an allow-list, so hidden paths are left out by listing what
+    /// is around them), writing only the visible parts of the writable paths, and among the
+    /// children's folders only its own. The file tools check the same rules themselves; this
+    /// makes them hold for shell commands too.
+    pub fn confine_to_view(&mut self) {
+        let root = self.workspace.clone();
+        let mut readable = Vec::new();
+        self.visible_roots(&root, "", &mut readable);
+        let own = norm_entry(&self.own_dir);
+        let mut writable = Vec::new();
+        for w in &self.confinement.writable {
+            let Ok(rel) = w.strip_prefix(&root) else {
+                continue;
+            };
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            // The children's folder: only the child's own.
+            let rel = if rel == "children" && !own.is_empty() {
+                own.clone()
+            } else {
+                rel
+            };
+            for r in &readable {
+                let Ok(r_rel) = r.strip_prefix(&root) else {
+                    continue;
+                };
+                let r_rel = r_rel.to_string_lossy().replace('\\', "/");
+                if under(&rel, &r_rel) {
+                    writable.push(root.join(&rel));
+                } else if under(&r_rel, &rel) {
+                    writable.push(r.clone());
+                }
+            }
+        }
+        writable.sort();
+        writable.dedup();
+        // The own folder and the scratch space are always the child's.
+        for own_path in [root.join(&own), root.join(crate::sandbox::Scratch::DIR)] {
+            if !writable.contains(&own_path) {
+                writable.push(own_path.clone());
+            }
+            if !readable.iter().any(|r| own_path.starts_with(r)) {
+                readable.push(own_path);
+            }
+        }
+        self.confinement.readable = readable;
+        self.confinement.writable = writable;
+    }
+
+    /// Pushes the largest visible paths beneath `dir` (`rel` in the workspace): a path whole when
+    /// nothing beneath it is hidden, else its visible entries one by one.
+    fn visible_roots(&self, dir: &Path, rel: &str, out: &mut Vec<PathBuf>) {
+        if self.whole(rel) {
+            out.push(dir.to_path_buf());
+            return;
+        }
+        if !self.listable(rel) {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let child = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir {
+                self.visible_roots(&e.path(), &child, out);
+            } else if self.visible(&child) {
+                out.push(e.path());
+            }
+        }
+    }
+
+    /// Whether `rel` and everything beneath it is visible: nothing hidden lies beneath it.
+    fn whole(&self, rel: &str) -> bool {
+        self.visible(rel)
+            && !self
+                .hidden
+                .iter()
+                .map(|h| norm_entry(h))
+                .any(|h| !h.is_empty() && h != rel && under(&h, rel))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,208 @@
+//! What every confined command may read besides its own paths: the system's folders and the
+//! toolchains on its `PATH`, and nothing else — not home folders, keys, task folders (the hidden
+//! tests), `/tmp` or other runs.
+//!
+//! Found once per process and kept open (`O_PATH`), so that a command's Landlock ruleset is built
+//! from borrowed descriptors without a path lookup each.
+
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Folders of programs and libraries, read whole.
+const SYSTEM: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/nix", "/proc", "/sys",
+];
+
+/// Device files a shell reads and writes (the rest of `/dev` holds raw disks). `/dev/fd` and
+/// `/dev/stdout` lead into `/proc`, which is readable.
+pub(super) const DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+    "/dev/ptmx",
+    "/dev/pts",
+];
+
+/// Toolchain managers kept in a home folder whose whole folder a program on `PATH` needs (a shim
+/// reads its versions, a proxy its toolchains).
+const TOOLCHAIN_HOMES: &[&str] = &[
+    ".pyenv",
+    ".rbenv",
+    ".nodenv",
+    ".nvm",
+    ".volta",
+    ".asdf",
+    ".rustup",
+    ".sdkman",
+    ".bun",
+    ".deno",
+    ".elan",
+    ".ghcup",
+    ".opam",
+    ".juliaup",
+    ".local/share/mise",
+    ".local/share/uv",
+];
+
+/// The system's readable paths, opened once.
+pub(super) fn system() -> &'static [(PathBuf, OwnedFd)] {
+    static SET: OnceLock<Vec<(PathBuf, OwnedFd)>> = OnceLock::new();
+    SET.get_or_init(|| {
+        let mut paths: Vec<PathBuf> = SYSTEM.iter().map(PathBuf::from).collect();
+        paths.extend(DEVICES.iter().map(PathBuf::from));
+        etc(Path::new("/etc"), &mut paths);
+        let path_var = std::env::var_os("PATH").unwrap_or_default();
+        paths.extend(toolchains(&path_var));
+        let mut out: Vec<(PathBuf, OwnedFd)> = Vec::new();
+        for p in paths {
+            if out.iter().any(|(q, _)| p.starts_with(q)) {
+                continue;
+            }
+            if let Ok(fd) = rustix::fs::open(
+                &p,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            ) {
+                out.push((p, fd));
+            }
+        }
+        out
+    })
+}
+
+/// `/etc` without what only its owner may read (`/etc/shadow`, private keys): a folder whose
+/// whole tree everyone may read is allowed whole, else its parts that are.
+fn etc(dir: &Path, out: &mut Vec<PathBuf>) {
+    if world_readable_tree(dir) {
+        out.push(dir.to_path_buf());
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if meta.permissions().mode() & 0o005 == 0o005 {
+                etc(&p, out);
+            }
+        } else if !meta.file_type().is_symlink() && meta.permissions().mode() & 0o004 != 0 {
+            out.push(p);
+        }
+    }
+}
+
+/// Whether everyone may read every file beneath `dir` and enter every folder. Links count as
+/// readable: Landlock checks the file a link leads to where that file is.
+fn world_readable_tree(dir: &Path) -> bool {
+    walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .all(|e| match e {
+            Ok(e) => match e.metadata() {
+                Ok(m) if m.file_type().is_symlink() => true,
+                Ok(m) if m.is_dir() => m.permissions().mode() & 0o005 == 0o005,
+                Ok(m) => m.permissions().mode() & 0o004 != 0,
+                Err(_) => false,
+            },
+            Err(_) => false,
+        })
+}
+
+/// The folders of `path` outside the system's, with the toolchain home each needs: `~/.cargo/bin`
+/// itself (not `~/.cargo`, which may hold a registry token) and `~/.rustup` beside it, `~/.pyenv`
+/// for `~/.pyenv/shims`. Homes are found in the folder's own path, not through `HOME`, which nlah
+/// may have been given a different one.
+fn toolchains(path: &OsString) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in std::env::split_paths(path) {
+        if !dir.is_absolute() || SYSTEM.iter().any(|s| dir.starts_with(s)) {
+            continue;
+        }
+        let dir = dir.canonicalize().unwrap_or(dir);
+        for t in TOOLCHAIN_HOMES {
+            if let Some(root) = dir.ancestors().find(|a| a.ends_with(t)) {
+                out.push(root.to_path_buf());
+            }
+        }
+        if dir.ends_with(".cargo/bin")
+            && let Some(home) = dir.parent().and_then(Path::parent)
+            && home.join(".rustup").is_dir()
+        {
+            out.push(home.join(".rustup"));
+        }
+        out.push(dir);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toolchain_homes_come_with_their_shims_but_not_cargo_tokens() {
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        for d in [".pyenv/shims", ".cargo/bin", ".rustup", ".local/bin"] {
+            std::fs::create_dir_all(h.join(d)).unwrap();
+        }
+        let path = std::env::join_paths([
+            h.join(".pyenv/shims"),
+            h.join(".cargo/bin"),
+            h.join(".local/bin"),
+            PathBuf::from("/usr/bin"),
+        ])
+        .unwrap();
+        let got = toolchains(&path);
+        let h = h.canonicalize().unwrap_or(h.to_path_buf());
+        let got: Vec<PathBuf> = got
+            .into_iter()
+            .map(|p| p.canonicalize().unwrap_or(p))
+            .collect();
+        assert!(got.contains(&h.join(".pyenv")), "{got:?}");
+        assert!(got.contains(&h.join(".cargo/bin")), "{got:?}");
+        assert!(got.contains(&h.join(".rustup")), "{got:?}");
+        assert!(got.contains(&h.join(".local/bin")), "{got:?}");
+        assert!(!got.contains(&h.join(".cargo")), "{got:?}");
+        assert!(!got.iter().any(|p| p.starts_with("/usr")), "{got:?}");
+    }
+
+    #[test]
+    fn etc_leaves_out_what_only_its_owner_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("ssl/private")).unwrap();
+        std::fs::create_dir_all(d.join("ssl/certs")).unwrap();
+        std::fs::write(d.join("passwd"), "root:x:0:0").unwrap();
+        std::fs::write(d.join("shadow"), "root:$6$").unwrap();
+        std::fs::write(d.join("ssl/certs/ca.pem"), "pem").unwrap();
+        std::fs::write(d.join("ssl/private/key.pem"), "key").unwrap();
+        let mode = |p: &str, m| {
+            std::fs::set_permissions(d.join(p), std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        mode("passwd", 0o644);
+        mode("shadow", 0o640);
+        mode("ssl/certs/ca.pem", 0o644);
+        mode("ssl/private", 0o700);
+        let mut got = Vec::new();
+        etc(d, &mut got);
+        assert!(got.contains(&d.join("passwd")), "{got:?}");
+        assert!(got.contains(&d.join("ssl/certs")), "{got:?}");
+        assert!(!got.iter().any(|p| p.ends_with("shadow")), "{got:?}");
+        assert!(
+            !got.iter().any(|p| p.starts_with(d.join("ssl/private"))),
+            "{got:?}"
+        );
+        assert!(!got.contains(&d.to_path_buf()), "{got:?}");
+    }
+}
