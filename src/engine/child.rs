@@ -178,17 +178,11 @@ async fn chat_backend(
 /// cannot be written is an error.
 pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceError> {
     let dir = req.root.join("children").join(&req.id);
-    std::fs::create_dir_all(&dir).map_err(|source| WorkspaceError::Io {
-        path: dir.clone(),
-        source,
-    })?;
     let brief = super::brief::compose(run, &req);
     let text = brief.task.clone();
-    let task_file = dir.join("TASK.md");
-    crate::atomic::write(&task_file, text.as_bytes()).map_err(|source| WorkspaceError::Io {
-        path: task_file.clone(),
-        source,
-    })?;
+    // `children/` is where children write: no link planted there is followed.
+    let own = Path::new("children").join(&req.id);
+    crate::workspace::beneath::write(req.root, &own.join("TASK.md"), text.as_bytes(), false)?;
     let spec = req
         .role
         .model

@@ -396,19 +396,41 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
         record.seed
     ))?;
 
-    let (harness_ok, mut reason, infra) = stages(&run).await?;
-    outputs_and_completion(&run, &mut reason).await;
+    // A workspace the runtime cannot write ends the run here, with a final record all the same;
+    // one changed behind its back (a planted link, a moved branch) is the child's failure.
+    let mut tampered = None;
+    let (harness_ok, mut reason, infra) = match stages(&run).await {
+        Ok(walked) => walked,
+        Err(e) if e.is_tampering() => {
+            run.emit(EventKind::Error {
+                class: "tampering".into(),
+                message: e.to_string(),
+            });
+            tampered = Some(e.to_string());
+            (false, format!("the workspace was tampered with: {e}"), None)
+        }
+        Err(e) => {
+            run.emit(EventKind::Error {
+                class: "workspace".into(),
+                message: e.to_string(),
+            });
+            let why = format!("the workspace could not be written: {e}");
+            (false, why.clone(), Some(why))
+        }
+    };
+    if tampered.is_none() {
+        outputs_and_completion(&run, &mut reason).await;
+    }
 
-    let verdict = if infra.is_some() {
+    let verdict = if infra.is_some() || tampered.is_some() {
         None
     } else {
-        // The hidden tests are the task's code, but they run the agent's: they read and write
-        // the task's files and their own temporary folder (added by `task::verify`), never the
-        // record, and reach no network.
-        let tmp = run.ws.path(sandbox::Scratch::DIR);
+        // The hidden tests are the task's code, but they run the agent's: they read the
+        // workspace, write the task's files and their own temporary folder (added by
+        // `task::verify`), never the record, and reach no network.
         let confinement = Confinement {
-            writable: vec![run.ws.path("repo"), tmp.clone()],
-            readable: vec![run.ws.path("repo"), tmp],
+            writable: vec![run.ws.path("repo"), run.ws.path(sandbox::Scratch::DIR)],
+            readable: vec![run.ws.root.clone()],
             network: false,
             limits: sandbox::Limits::default(),
         };
@@ -447,9 +469,12 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
             }
         }
     };
-    record.error_class = infra.clone();
+    record.error_class = infra
+        .clone()
+        .or(tampered.as_ref().map(|_| "tampering".to_string()));
     record.outcome = match (&verdict, infra.is_some()) {
         (_, true) => RunOutcome::Error,
+        _ if tampered.is_some() => RunOutcome::Failed,
         (Some(v), _) if v.passed => RunOutcome::Passed,
         (Some(_), _) => RunOutcome::Failed,
         (None, _) => RunOutcome::Unverified,

@@ -4,6 +4,7 @@
 //! files), `scripts/` (the harness's scripts), `artifacts/`, `children/<id>/`,
 //! `history/events.jsonl`, `run.json`.
 
+pub mod beneath;
 mod folder;
 pub mod history;
 pub mod ignore_rules;
@@ -47,6 +48,39 @@ pub enum WorkspaceError {
     },
     #[error("{0}: not a commit id")]
     BadRef(PathBuf),
+    /// A link stands where the runtime writes: something in the workspace (a child's command)
+    /// put it there. Nothing was written through it.
+    #[error(
+        "{path}: a symbolic link stands where the runtime writes; nothing was written through it"
+    )]
+    PlantedLink { path: PathBuf },
+}
+
+impl From<beneath::BeneathError> for WorkspaceError {
+    fn from(e: beneath::BeneathError) -> Self {
+        match e {
+            beneath::BeneathError::Link { path } => WorkspaceError::PlantedLink { path },
+            beneath::BeneathError::Outside { path } => WorkspaceError::Io {
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a path inside the workspace",
+                ),
+            },
+            beneath::BeneathError::Io { path, source } => WorkspaceError::Io { path, source },
+        }
+    }
+}
+
+impl WorkspaceError {
+    /// Whether the error shows that something changed the workspace behind the runtime's back
+    /// (a planted link, a moved branch): the run's record would not be the runtime's.
+    pub fn is_tampering(&self) -> bool {
+        matches!(
+            self,
+            WorkspaceError::PlantedLink { .. } | WorkspaceError::BranchMoved { .. }
+        )
+    }
 }
 
 fn commit_or_unborn(oid: &Option<git2::Oid>) -> String {
@@ -106,16 +140,15 @@ impl Workspace {
         self.root.join(rel)
     }
 
-    /// Writes a workspace file atomically.
+    /// Writes a workspace file atomically, following no link a child could have planted on the
+    /// way ([`beneath`]).
     pub fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) -> Result<(), WorkspaceError> {
-        let p = self.path(rel);
-        atomic::write(&p, bytes.as_ref()).map_err(io(&p))
+        beneath::write(&self.root, Path::new(rel), bytes.as_ref(), false).map_err(Into::into)
     }
 
     /// Writes a workspace file atomically and durably (a finished run's record).
     pub fn write_durable(&self, rel: &str, bytes: impl AsRef<[u8]>) -> Result<(), WorkspaceError> {
-        let p = self.path(rel);
-        atomic::write_durable(&p, bytes.as_ref()).map_err(io(&p))
+        beneath::write(&self.root, Path::new(rel), bytes.as_ref(), true).map_err(Into::into)
     }
 
     /// Appends an event to the history.

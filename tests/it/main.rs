@@ -21,6 +21,7 @@ mod model_retry_replay;
 mod never_panics;
 mod newcomer;
 mod quickstart;
+mod record_safety;
 mod report;
 mod report_html;
 mod run_backends;
