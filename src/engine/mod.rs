@@ -203,7 +203,7 @@ impl Run {
             writable: child_writable(root, &self.harness),
             readable: vec![root.to_path_buf()],
             network: self.harness.contract.permissions.network,
-            limits: sandbox::Limits::default(),
+            limits: self.harness.contract.permissions.limits,
         }
     }
 

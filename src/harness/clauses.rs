@@ -203,6 +203,46 @@ pub fn count(text: &str) -> Result<u64, String> {
 }
 
 /// A duration such as `30 min`, `90 s`, `1 h` or `1h30m`.
+/// A resource limit: `none` (or `unlimited`) for no limit, else what `value` reads.
+pub fn limit<T>(
+    text: &str,
+    value: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    match text.trim().trim_end_matches('.').to_lowercase().as_str() {
+        "none" | "unlimited" | "no limit" => Ok(None),
+        _ => value(text).map(Some),
+    }
+}
+
+/// A size: `512 MiB`, `4 GiB`, `2GB`, `1048576` (bytes). Decimal and binary units both count in
+/// powers of 1024, as memory is sold.
+pub fn bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim().trim_end_matches('.').replace([',', '_'], "");
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| {
+        format!(
+            "`{}` is not a size; write e.g. `4 GiB` or `512 MiB`",
+            text.trim()
+        )
+    })?;
+    let mult: u64 = match unit.trim().to_lowercase().as_str() {
+        "" | "b" | "bytes" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        u => return Err(format!("`{u}` is not a size unit; use KiB, MiB or GiB")),
+    };
+    let v = n * mult as f64;
+    if !(v >= 1.0 && v < u64::MAX as f64) {
+        return Err(format!("`{}` is out of range", text.trim()));
+    }
+    Ok(v as u64)
+}
+
 pub fn duration(text: &str) -> Result<Duration, String> {
     static PART: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"(?i)(\d+(?:\.\d+)?)\s*(hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)")
@@ -248,6 +288,24 @@ pub fn cost(text: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_and_limits() {
+        assert_eq!(bytes("4 GiB").unwrap(), 4 << 30);
+        assert_eq!(bytes("512MiB").unwrap(), 512 << 20);
+        assert_eq!(bytes("1.5 GB").unwrap(), 3 << 29);
+        assert_eq!(bytes("1048576").unwrap(), 1 << 20);
+        assert!(bytes("lots").unwrap_err().contains("not a size"));
+        assert!(bytes("3 parsecs").unwrap_err().contains("size unit"));
+        assert!(bytes("0").is_err());
+        assert_eq!(limit("none", bytes).unwrap(), None);
+        assert_eq!(limit("Unlimited.", count).unwrap(), None);
+        assert_eq!(limit("2 GiB", bytes).unwrap(), Some(2 << 30));
+        assert_eq!(
+            limit("10 min", duration).unwrap(),
+            Some(Duration::from_secs(600))
+        );
+    }
 
     #[test]
     fn on_failure_forms() {

@@ -111,6 +111,9 @@ pub enum WriteScope {
 pub struct Permissions {
     pub write: WriteScope,
     pub network: bool,
+    /// Resource limits per process of every command (`memory`, `processes`, `cpu time`, `file
+    /// size`); the defaults of [`crate::sandbox::Limits`] unless the contract says otherwise.
+    pub limits: crate::sandbox::Limits,
 }
 
 impl Default for Permissions {
@@ -118,6 +121,7 @@ impl Default for Permissions {
         Permissions {
             write: WriteScope::Workspace,
             network: false,
+            limits: crate::sandbox::Limits::default(),
         }
     }
 }

@@ -322,7 +322,7 @@ impl Reader<'_> {
             .collect()
     }
 
-    const CONTRACT_KEYS: [&'static str; 11] = [
+    const CONTRACT_KEYS: [&'static str; 15] = [
         "inputs",
         "outputs",
         "tokens",
@@ -334,6 +334,10 @@ impl Reader<'_> {
         "write",
         "network",
         "brief",
+        "memory",
+        "processes",
+        "cpu time",
+        "file size",
     ];
 
     fn contract_fields(&mut self, range: Range<usize>, c: &mut Contract, sub: Option<&str>) {
@@ -372,6 +376,14 @@ impl Reader<'_> {
                         "`{v}` is not a write scope; write `workspace` or `none`"
                     )),
                 },
+                "memory" => clauses::limit(&f.value, clauses::bytes)
+                    .map(|v| c.permissions.limits.memory_bytes = v),
+                "processes" => clauses::limit(&f.value, clauses::count)
+                    .map(|v| c.permissions.limits.processes = v),
+                "cpu time" | "cpu" => clauses::limit(&f.value, clauses::duration)
+                    .map(|v| c.permissions.limits.cpu_seconds = v.map(|d| d.as_secs().max(1))),
+                "file size" => clauses::limit(&f.value, clauses::bytes)
+                    .map(|v| c.permissions.limits.file_bytes = v),
                 "network" => match f.value.to_lowercase().trim_end_matches('.') {
                     "none" | "no" | "denied" | "off" => {
                         c.permissions.network = false;

@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A kernel resource limit to set: the resource, its soft and its hard value.
+pub(super) type Rlimit = (libc::__rlimit_resource_t, u64, u64);
+
 /// Limits per process of a command. `None` leaves a resource as nlah's own limit has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
@@ -16,8 +19,8 @@ pub struct Limits {
     pub processes: Option<u64>,
     /// CPU time per process (`RLIMIT_CPU`), seconds: SIGXCPU, then SIGKILL a second later.
     pub cpu_seconds: Option<u64>,
-    /// Size of any one file a process writes (`RLIMIT_FSIZE`), bytes: writing beyond it fails
-    /// with `EFBIG` (SIGXFSZ is ignored by default here).
+    /// Size of any one file a process writes (`RLIMIT_FSIZE`), bytes: writing beyond it ends the
+    /// process with SIGXFSZ (or fails with `EFBIG` where the process ignores that signal).
     pub file_bytes: Option<u64>,
 }
 
@@ -75,37 +78,35 @@ impl Limits {
         }
     }
 
-    /// The `(resource, value)` pairs to set, prepared before a fork.
-    pub(super) fn rlimits(&self, with_processes: bool) -> Vec<(libc::__rlimit_resource_t, u64)> {
+    /// The `(resource, soft, hard)` limits to set, prepared before a fork.
+    pub(super) fn rlimits(&self, with_processes: bool) -> Vec<Rlimit> {
         let mut out = Vec::new();
         if let Some(b) = self.memory_bytes {
-            out.push((libc::RLIMIT_DATA, b));
+            out.push((libc::RLIMIT_DATA, b, b));
         }
+        // SIGXCPU at the soft limit says what happened; SIGKILL a second later if ignored.
         if let Some(s) = self.cpu_seconds {
-            out.push((libc::RLIMIT_CPU, s));
+            out.push((libc::RLIMIT_CPU, s, s + 1));
         }
         if let Some(b) = self.file_bytes {
-            out.push((libc::RLIMIT_FSIZE, b));
+            out.push((libc::RLIMIT_FSIZE, b, b));
         }
         if with_processes && let Some(n) = self.processes {
-            out.push((libc::RLIMIT_NPROC, n));
+            out.push((libc::RLIMIT_NPROC, n, n));
         }
         // No core files: a crashing command would otherwise leave its memory in the workspace.
-        out.push((libc::RLIMIT_CORE, 0));
+        out.push((libc::RLIMIT_CORE, 0, 0));
         out
     }
 }
 
 /// Sets each limit on `pid` (0: the calling process), soft and hard. System calls only: safe
 /// between fork and exec.
-pub(super) fn apply(
-    pid: libc::pid_t,
-    set: &[(libc::__rlimit_resource_t, u64)],
-) -> std::io::Result<()> {
-    for &(resource, value) in set {
+pub(super) fn apply(pid: libc::pid_t, set: &[Rlimit]) -> std::io::Result<()> {
+    for &(resource, soft, hard) in set {
         let lim = libc::rlimit64 {
-            rlim_cur: value,
-            rlim_max: value,
+            rlim_cur: soft,
+            rlim_max: hard,
         };
         // SAFETY: prlimit64 reads the limit it is given and writes nothing (old is NULL).
         if unsafe { libc::prlimit64(pid, resource, &lim, std::ptr::null_mut()) } != 0 {
@@ -117,4 +118,84 @@ pub(super) fn apply(
         }
     }
     Ok(())
+}
+
+/// `program args` started so that bash sets `set` first (`ulimit`, soft and hard), for a start
+/// that runs no code of nlah's in the command (`posix_spawn`). A `bash -c SCRIPT` gets the
+/// `ulimit`s in front of its script, on the same line (line numbers in its messages stay what
+/// they were); anything else is started by a `bash -c` that sets them and `exec`s it. A limit
+/// that cannot be set is already lower than asked (only raising needs a privilege), so its
+/// failure is ignored.
+pub(super) fn through_bash<'a>(
+    program: &'a str,
+    args: Vec<std::ffi::OsString>,
+    set: &[Rlimit],
+) -> (&'a str, Vec<std::ffi::OsString>) {
+    if set.is_empty() {
+        return (program, args);
+    }
+    let mut prefix = String::new();
+    for &(resource, soft, hard) in set {
+        // bash counts data and file sizes in 1,024-byte blocks (512 only in POSIX mode).
+        let (flag, unit) = match resource {
+            libc::RLIMIT_DATA => ("d", 1024),
+            libc::RLIMIT_CPU => ("t", 1),
+            libc::RLIMIT_FSIZE => ("f", 1024),
+            libc::RLIMIT_NPROC => ("u", 1),
+            libc::RLIMIT_CORE => ("c", 1),
+            _ => continue,
+        };
+        let (soft, hard) = (soft / unit, hard / unit);
+        if soft == hard {
+            prefix.push_str(&format!("ulimit -S -H -{flag} {soft} 2>/dev/null; "));
+        } else {
+            // Soft first: a hard limit below the current soft one is refused.
+            prefix.push_str(&format!(
+                "ulimit -S -{flag} {soft} 2>/dev/null; ulimit -H -{flag} {hard} 2>/dev/null; "
+            ));
+        }
+    }
+    if program == "bash" && args.first().is_some_and(|a| a == "-c") && args.len() >= 2 {
+        let mut args = args;
+        let mut script = std::ffi::OsString::from(prefix);
+        script.push(&args[1]);
+        args[1] = script;
+        return ("bash", args);
+    }
+    let mut wrapped: Vec<std::ffi::OsString> = vec![
+        "-c".into(),
+        format!("{prefix}exec \"$0\" \"$@\"").into(),
+        program.into(),
+    ];
+    wrapped.extend(args);
+    ("bash", wrapped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bash_scripts_get_the_limits_in_front_and_other_programs_a_wrapper() {
+        let set = Limits::default().rlimits(false);
+        let (p, a) = through_bash("bash", vec!["-c".into(), "echo hi".into()], &set);
+        assert_eq!(p, "bash");
+        let script = a[1].to_string_lossy();
+        assert!(
+            script.starts_with("ulimit -S -H -d 4194304 2>/dev/null; "),
+            "{script}"
+        );
+        assert!(
+            script.ends_with("ulimit -S -H -c 0 2>/dev/null; echo hi"),
+            "{script}"
+        );
+        let (p, a) = through_bash("bash", vec!["/t/test.sh".into()], &set);
+        assert_eq!(p, "bash");
+        assert_eq!(a[0], "-c");
+        assert!(a[1].to_string_lossy().ends_with("exec \"$0\" \"$@\""));
+        assert_eq!(a[2], "bash");
+        assert_eq!(a[3], "/t/test.sh");
+        let (p, a) = through_bash("bash", vec!["-c".into(), "x".into()], &[]);
+        assert_eq!((p, a.len()), ("bash", 2));
+    }
 }

@@ -13,8 +13,7 @@
 //! its pid, so the caller can kill the whole group. (If the caller set `process_group(0)`, the
 //! command keeps that group and only gives up the terminal.)
 //!
-//! **Filesystem** (Landlock, best effort up to ABI 9): reading and executing are allowed
-//! everywhere; writing (opening for write, creating, deleting, renaming, linking, truncating)
+//! **Filesystem** (Landlock, best effort up to ABI 9): reading and executing as below; writing (opening for write, creating, deleting, renaming, linking, truncating)
 //! only beneath [`Confinement::writable`] (device nodes nowhere) and on a few device files shells need
 //! (`/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`, `/dev/urandom`, `/dev/tty`,
 //! `/dev/ptmx`, `/dev/pts/`). A Landlock domain also keeps the command from ptracing processes
@@ -56,10 +55,21 @@
 //! reboot, mount, re-enter the host's network namespace with `setns`, make device nodes or open
 //! files by handle, whether or not Landlock is there. It still runs as uid 0.
 //!
-//! **Not enforced anywhere**: reading (hidden paths are kept out of the workspace by the engine,
-//! not by the sandbox; `/proc` shows the host's processes, as there is no pid namespace), CPU,
-//! memory and process limits, and processes that leave the process group with `setsid` survive a
-//! group kill.
+//! **Reading** (the same Landlock ruleset): only beneath the system's folders
+//! ([`readable`]: programs, libraries, `/proc`, `/sys`, the shell's devices, `/etc` without what
+//! only its owner reads, the toolchains on `PATH`), [`Confinement::readable`] and the writable
+//! paths. [`Enforcement::reading`] has the filesystem's level.
+//!
+//! **Processes**: a PID namespace per command ([`pidns`]) as root, or for an unprivileged user
+//! inside the user namespace that its network namespace comes in; the [`guardian`] kills running
+//! commands when nlah dies. `/proc` is still the host's mount, so a command sees the host's
+//! processes (and cannot touch them: Landlock's scope and the capabilities forbid it).
+//!
+//! **Resources** ([`Limits`]): per-process rlimits for memory, CPU time, file size and core
+//! files; the process count only where it is counted per command (a user namespace of its own).
+//!
+//! **Not enforced anywhere**: `stat` of paths outside the readable ones (Landlock does not
+//! restrict it), memory per command rather than per process.
 
 mod caps;
 pub mod env;
@@ -286,7 +296,7 @@ struct ChildHook {
     /// Make the command the first process of a PID namespace of its own.
     pid_ns: bool,
     /// Resource limits, set in the child (fork) or on it right after it starts (thread).
-    rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    rlimits: Vec<limits::Rlimit>,
     /// Started by root: drop the capabilities that get around Landlock.
     drop_caps: bool,
     ruleset: Option<landlock::RulesetCreated>,

@@ -177,9 +177,16 @@ fn spawn_forked(launch: Launch<'_>, mut hook: ChildHook) -> std::io::Result<toki
 }
 
 /// The `posix_spawn` path, from a thread that confines itself first.
-async fn spawn_from_thread(launch: Launch<'_>, mut hook: ChildHook) -> std::io::Result<Spawned> {
-    let args = Prepared::new(&launch)?;
+async fn spawn_from_thread(
+    mut launch: Launch<'_>,
+    mut hook: ChildHook,
+) -> std::io::Result<Spawned> {
+    // posix_spawn runs no code of ours in the command, so bash sets the limits first thing.
     let rlimits = std::mem::take(&mut hook.rlimits);
+    let (program, args) = super::limits::through_bash(launch.program, launch.args, &rlimits);
+    launch.args = args;
+    launch.program = program;
+    let args = Prepared::new(&launch)?;
     let output = launch.output;
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -215,9 +222,6 @@ async fn spawn_from_thread(launch: Launch<'_>, mut hook: ChildHook) -> std::io::
         )
     }
     .map_err(|e| abandon(e.into()))?;
-    // From here, not in the command: posix_spawn runs no code of ours there. The command has
-    // only begun to start; bash has not read its command line yet.
-    super::limits::apply(pid, &rlimits).map_err(abandon)?;
     super::guardian::watch(pidfd.get_ref().as_fd());
     Ok(Spawned {
         pid,

@@ -726,3 +726,60 @@ async fn confine_works_with_a_process_group_set_by_the_caller() {
         "the command is in the group the caller made"
     );
 }
+
+#[tokio::test]
+async fn resource_limits_bound_memory_cpu_and_file_size_and_say_which_was_hit() {
+    let ws = tempfile::tempdir().expect("tempdir");
+    let mut ctx = context(ws.path());
+    ctx.confinement.limits = sandbox::Limits {
+        memory_bytes: Some(256 << 20),
+        processes: None,
+        cpu_seconds: Some(1),
+        file_bytes: Some(1 << 20),
+    };
+    // 1 GiB of memory in one allocation fails inside the program.
+    let out = shell(
+        &ctx,
+        "python3 -c 'b = bytearray(1 << 30)' 2>&1 | tail -1; python3 -c 'b = bytearray(64 << 20); print(len(b))'",
+    )
+    .await;
+    assert!(out.content.contains("MemoryError"), "{}", out.content);
+    assert!(
+        out.content.contains("67108864"),
+        "what fits still works: {}",
+        out.content
+    );
+    // A file past the limit.
+    let out = shell(&ctx, "head -c 2M /dev/zero > big.bin").await;
+    assert!(out.is_error, "{}", out.content);
+    assert!(
+        out.content
+            .contains("the file size limit (1 MiB per file) was hit"),
+        "{}",
+        out.content
+    );
+    assert!(std::fs::metadata(ws.path().join("big.bin")).unwrap().len() <= 1 << 20);
+    // A busy loop past its CPU time (not the command's first process, which the kernel
+    // spares SIGXCPU: it is killed a second later, at the hard limit).
+    let out = shell(&ctx, "python3 -c 'while True: pass'; exit $?").await;
+    assert!(
+        out.content
+            .contains("the CPU time limit (1 s per process) was hit"),
+        "{}",
+        out.content
+    );
+    let out = shell(&ctx, "exec python3 -c 'while True: pass'").await;
+    assert!(
+        out.content
+            .contains("killed by SIGKILL: the CPU time limit (1 s per process"),
+        "{}",
+        out.content
+    );
+    // And the limits are stated with the command's enforcement.
+    let e = sandbox::assess(&ctx.confinement);
+    assert!(
+        e.notes.iter().any(|n| n.contains("memory 256 MiB")),
+        "{:?}",
+        e.notes
+    );
+}

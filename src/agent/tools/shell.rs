@@ -51,6 +51,11 @@ pub(super) async fn shell(ctx: &ToolContext, command: &str) -> ToolOutput {
     if let Some(limit) = r.killed_after {
         let _ = writeln!(content, "[killed after {}]", secs(limit));
     }
+    if r.killed_after.is_none()
+        && let Some(note) = limit_hit(r.exit_code, r.signal, &ctx.confinement.limits)
+    {
+        let _ = writeln!(content, "[{note}]");
+    }
     match (r.exit_code, r.signal) {
         (Some(code), _) => {
             let _ = write!(content, "exit code: {code}");
@@ -65,5 +70,36 @@ pub(super) async fn shell(ctx: &ToolContext, command: &str) -> ToolOutput {
         exit_code: r.exit_code,
         truncated: r.omitted_bytes > 0,
         content,
+    }
+}
+
+/// Which resource limit ended the command, from the signal the kernel sends for it (or the exit
+/// code 128 + signal with which bash passes it on). Memory leaves no such trace: an allocation
+/// fails inside the program.
+fn limit_hit(
+    code: Option<i32>,
+    signal: Option<i32>,
+    limits: &crate::sandbox::Limits,
+) -> Option<String> {
+    let sig = signal.or(code.filter(|c| *c > 128).map(|c| c - 128))?;
+    match sig {
+        libc::SIGXCPU => Some(format!(
+            "the CPU time limit ({} s per process) was hit",
+            limits.cpu_seconds.unwrap_or_default()
+        )),
+        libc::SIGXFSZ => Some(format!(
+            "the file size limit ({} MiB per file) was hit",
+            limits.file_bytes.unwrap_or_default() >> 20
+        )),
+        // The command's first process is spared SIGXCPU (it leads a PID namespace) and is
+        // killed at the hard limit, a second later.
+        libc::SIGKILL => limits.cpu_seconds.map(|s| {
+            format!(
+                "killed by SIGKILL: the CPU time limit ({s} s per process, {} s at most) or \
+                 another kill",
+                s + 1
+            )
+        }),
+        _ => None,
     }
 }
