@@ -49,7 +49,8 @@ impl Limits {
         }
     }
 
-    /// One line for the enforcement notes: `memory 4 GiB, cpu 600 s, file 4 GiB per process`.
+    /// One line for the enforcement notes: `limits per process: memory 4 GiB, cpu 600 s, file
+    /// 4 GiB; 1024 processes`.
     pub fn describe(&self, with_processes: bool) -> String {
         let gib = |b: u64| {
             if b.is_multiple_of(1 << 30) {
@@ -68,13 +69,14 @@ impl Limits {
         if let Some(b) = self.file_bytes {
             parts.push(format!("file {}", gib(b)));
         }
-        if with_processes && let Some(n) = self.processes {
-            parts.push(format!("{n} processes"));
-        }
+        let count = match self.processes {
+            Some(n) if with_processes => format!("; {n} processes"),
+            _ => String::new(),
+        };
         if parts.is_empty() {
-            "no resource limits".to_string()
+            format!("no resource limits per process{count}")
         } else {
-            format!("limits: {} per process", parts.join(", "))
+            format!("limits per process: {}{count}", parts.join(", "))
         }
     }
 

@@ -223,3 +223,93 @@ async fn killing_nlah_kills_the_command_it_was_running() {
         "the command {pid} outlived nlah killed with SIGKILL"
     );
 }
+
+/// The attacks above once more, with nlah run by an unprivileged user (`nobody`): there the
+/// sandbox takes its other road (a user namespace, `fork` instead of `posix_spawn`).
+#[tokio::test(flavor = "multi_thread")]
+async fn as_an_unprivileged_user_the_same_attacks_fail() {
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: becoming `nobody` needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    // Everything nobody needs, in a folder nobody owns: the binary, the harness, the task.
+    let bin = root.join("bin/nlah");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_nlah"), &bin).unwrap();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate::support::gitrepo::copy_dir(&manifest.join("harness-skills/basic"), &root.join("basic"));
+    crate::support::gitrepo::copy_dir(
+        &manifest.join("tests/fixtures/tasks/write-result"),
+        &root.join("task"),
+    );
+    std::fs::create_dir(root.join("outside")).unwrap();
+    std::fs::write(root.join("secret.txt"), "SECRET").unwrap();
+    let status = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let attack = format!(
+        "setsid sh -c 'read -r p _ </proc/self/stat; echo $p > repo/bg.pid; exec sleep 60' & \
+         for t in history/events.jsonl run.json .git/HEAD; do (echo x >> $t) 2>/dev/null && \
+         echo \"$t: written\" || echo \"$t: refused\"; done > repo/attempts.txt; \
+         for f in {task}/tests/test.sh {secret}; do cat $f >/dev/null 2>&1 && echo \"$f: read\" \
+         || echo \"$f: refused\"; done >> repo/attempts.txt; \
+         mkdir -p artifacts && rm -rf artifacts/gates && ln -s {outside} artifacts/gates; sleep 0.3",
+        task = root.join("task").display(),
+        secret = root.join("secret.txt").display(),
+        outside = root.join("outside").display(),
+    );
+    let env = hostile(attack).await;
+    let base_url = env.model().base_url.clone();
+    let ws = root.join("ws");
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .arg("run")
+        .arg(root.join("basic"))
+        .arg(root.join("task"))
+        .args(["--model", "openai:mock-1", "--workspace"])
+        .arg(&ws)
+        .current_dir(&root)
+        .env_clear()
+        .env("HOME", root.join("home"))
+        .env("NO_COLOR", "1")
+        .env("OPENAI_BASE_URL", &base_url)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    let out = crate::support::output(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.join("run.json")).expect("run.json"))
+            .unwrap();
+    let sandbox = record["sandbox"].to_string();
+    let attempts = std::fs::read_to_string(ws.join("repo/attempts.txt")).expect("attempts");
+    eprintln!("sandbox as nobody: {sandbox}\n{attempts}");
+    assert_eq!(std::fs::read_dir(root.join("outside")).unwrap().count(), 0);
+    assert_eq!(record["error_class"], "tampering", "{stderr}");
+    if !sandbox.contains("filesystem enforced") {
+        eprintln!("SKIPPED (in part): Landlock does not hold for nobody here");
+        return;
+    }
+    assert!(!attempts.contains(": written"), "{attempts}");
+    assert!(!attempts.contains(": read"), "{attempts}");
+    let pid = std::fs::read_to_string(ws.join("repo/bg.pid")).expect("bg.pid");
+    if sandbox.contains("processes enforced") {
+        assert!(
+            gone_within(pid.trim(), Duration::from_secs(3)),
+            "{pid} outlived"
+        );
+    } else {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status();
+        eprintln!("SKIPPED (in part): no PID namespace for nobody here ({sandbox})");
+    }
+}
