@@ -262,11 +262,15 @@ pub async fn run(s: Session<'_>) -> SessionResult {
 struct Transcript(Option<std::fs::File>);
 
 impl Transcript {
+    /// Opens for appending, never through a link: the transcript sits in the child's own folder,
+    /// where the child may have put one (its folder itself it cannot replace).
     fn open(path: &Path) -> Transcript {
+        use std::os::unix::fs::OpenOptionsExt;
         Transcript(
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(path)
                 .ok(),
         )
