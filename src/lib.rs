@@ -9,6 +9,7 @@ pub mod atomic;
 pub mod charter;
 pub mod check;
 pub mod diag;
+pub mod diagnose;
 pub mod engine;
 pub mod harness;
 pub mod inspect;

@@ -2,6 +2,7 @@
 
 mod ablate;
 mod check;
+mod diagnose;
 mod diff;
 mod inspect;
 mod log;
@@ -61,6 +62,9 @@ enum Command {
     Inspect(inspect::Args),
     /// Tables and charts of an ablation output folder: Perf, Δ, costs, shares, flips.
     Report(report::Args),
+    /// Why runs failed: action realization, contract mismatch, trajectory degeneration,
+    /// residual reasoning or infrastructure, with examples and verifier signatures.
+    Diagnose(diagnose::Args),
     /// Turn a code harness (Python or TypeScript agent loop, YAML agent config) into an nlah harness.
     Migrate(migrate::Args),
 }
@@ -83,6 +87,7 @@ pub fn main() -> ExitCode {
         Command::Watch(a) => watch::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Report(a) => report::run(a),
+        Command::Diagnose(a) => diagnose::run(a),
         Command::Migrate(a) => migrate::run(a),
     };
     match code {

@@ -7,6 +7,7 @@ mod ablate;
 mod briefs;
 mod bundled;
 mod cli_check;
+mod diagnose;
 mod diff;
 mod diff_runs;
 mod e2e_local_llm;

@@ -1,0 +1,143 @@
+//! `nlah diagnose RUN|OUT... [--json] [--examples N]`
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use nlah::diagnose::{self, Category, Diagnosis, RunDiagnosis};
+use nlah::inspect::align;
+
+use super::exit;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run workspaces, or folders holding them (an ablation's output folder).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Print the whole diagnosis as one JSON document.
+    #[arg(long)]
+    json: bool,
+    /// Examples shown per category.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    examples: usize,
+}
+
+pub fn run(a: Args) -> anyhow::Result<u8> {
+    let d = diagnose::diagnose(&a.paths)?;
+    let mut out = std::io::stdout().lock();
+    let text = if a.json {
+        serde_json::to_string_pretty(&d)? + "\n"
+    } else {
+        render(&d, a.examples).join("\n") + "\n"
+    };
+    let _ = out.write_all(text.as_bytes());
+    Ok(exit::OK)
+}
+
+fn pct(n: usize, of: usize) -> String {
+    if of == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.0}% ({n})", 100.0 * n as f64 / of as f64)
+    }
+}
+
+/// Where a run is, as the user would type it: relative to the current folder when beneath it.
+fn shown(p: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| p.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+pub fn render(d: &Diagnosis, examples: usize) -> Vec<String> {
+    let failed: Vec<&RunDiagnosis> = d.runs.iter().filter(|r| r.category.is_some()).collect();
+    let by_elimination = failed
+        .iter()
+        .filter(|r| r.method.as_deref() == Some("elimination"))
+        .count();
+    let mut out = vec![format!(
+        "{} run{}, {} failed: {} placed by a detector, {} by elimination (no interface failure left unrecovered)",
+        d.runs.len(),
+        if d.runs.len() == 1 { "" } else { "s" },
+        failed.len(),
+        failed.len() - by_elimination,
+        by_elimination
+    )];
+    out.push(String::new());
+    let mut rows = vec![vec![
+        "task set".to_string(),
+        "model".into(),
+        "runs".into(),
+        "failed".into(),
+        "realization".into(),
+        "contract".into(),
+        "degeneration".into(),
+        "reasoning".into(),
+        "infrastructure".into(),
+    ]];
+    for g in &d.groups {
+        let mut row = vec![
+            g.task_set.clone(),
+            g.model.clone(),
+            g.runs.to_string(),
+            g.failed.to_string(),
+        ];
+        for c in Category::ALL {
+            row.push(pct(g.by_category.get(&c).copied().unwrap_or(0), g.failed));
+        }
+        rows.push(row);
+    }
+    out.extend(align(&rows));
+    out.push("(shares of the failed runs)".to_string());
+    for c in Category::ALL {
+        let runs: Vec<&&RunDiagnosis> = failed.iter().filter(|r| r.category == Some(c)).collect();
+        if runs.is_empty() {
+            continue;
+        }
+        out.push(String::new());
+        out.push(format!(
+            "{} ({} run{})",
+            c.as_str(),
+            runs.len(),
+            if runs.len() == 1 { "" } else { "s" }
+        ));
+        for r in runs.iter().take(examples) {
+            let place = match &r.cause {
+                Some(f) if !f.child.is_empty() => match f.step {
+                    Some(s) => format!("child {} step {s}", f.child),
+                    None => format!("child {}", f.child),
+                },
+                _ => "the run".to_string(),
+            };
+            let why = match (&r.method, &r.cause) {
+                (Some(m), Some(f)) => format!("{}: {}", m.trim_start_matches("detector:"), f.note),
+                (Some(m), None) => format!(
+                    "{m}: {}",
+                    r.signature.as_deref().unwrap_or("the verifier failed")
+                ),
+                _ => String::new(),
+            };
+            out.push(format!(
+                "  {} · {} · {place} · {why}",
+                shown(&r.path),
+                r.task
+            ));
+            out.push(format!("    nlah inspect {} --calls", shown(&r.path)));
+        }
+    }
+    if !d.clusters.is_empty() {
+        out.push(String::new());
+        out.push("verifier signatures".to_string());
+        for c in &d.clusters {
+            out.push(format!(
+                "  {} run{} · {}",
+                c.runs.len(),
+                if c.runs.len() == 1 { "" } else { "s" },
+                c.signature
+            ));
+        }
+    }
+    out
+}
