@@ -4,7 +4,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use nlah::diagnose::{self, Category, Diagnosis, RunDiagnosis};
+use nlah::engine::backends::Backends;
 use nlah::inspect::align;
+use nlah::model::ModelSpec;
+use nlah::record::Usage;
 
 use super::exit;
 
@@ -19,10 +22,17 @@ pub struct Args {
     /// Examples shown per category.
     #[arg(long, default_value_t = 3, value_name = "N")]
     examples: usize,
+    /// A model that places the runs no detector placed (those left to residual reasoning by
+    /// elimination), e.g. `openai:gpt-4.1-mini`; each says it was placed by the judge.
+    #[arg(long, value_name = "SPEC")]
+    judge: Option<String>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
-    let d = diagnose::diagnose(&a.paths)?;
+    let mut d = diagnose::diagnose(&a.paths)?;
+    if let Some(spec) = &a.judge {
+        judge(&mut d, spec)?;
+    }
     let mut out = std::io::stdout().lock();
     let text = if a.json {
         serde_json::to_string_pretty(&d)? + "\n"
@@ -31,6 +41,39 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     };
     let _ = out.write_all(text.as_bytes());
     Ok(exit::OK)
+}
+
+/// Asks the judge about every run placed by elimination.
+fn judge(d: &mut Diagnosis, spec: &str) -> anyhow::Result<()> {
+    let spec: ModelSpec = spec.parse()?;
+    nlah::engine::backends::preflight(&spec)?;
+    let model = match &spec {
+        ModelSpec::OpenAi { model } | ModelSpec::Anthropic { model } => model.clone(),
+        other => other.to_string(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let backend = Backends::new(None, None).chat(&spec).await?;
+        let mut usage = Usage::default();
+        for r in d.runs.iter_mut() {
+            if r.method.as_deref() != Some("elimination") {
+                continue;
+            }
+            match diagnose::judge::place(backend.as_ref(), &model, r).await {
+                Ok(v) => {
+                    usage.add(&v.usage);
+                    diagnose::judge::apply(r, &v);
+                }
+                Err(e) => d.judge_errors.push((r.path.clone(), e.to_string())),
+            }
+        }
+        d.judge_usage = Some(usage);
+        anyhow::Ok(())
+    })?;
+    d.regroup();
+    Ok(())
 }
 
 fn pct(n: usize, of: usize) -> String {
@@ -57,14 +100,35 @@ pub fn render(d: &Diagnosis, examples: usize) -> Vec<String> {
         .iter()
         .filter(|r| r.method.as_deref() == Some("elimination"))
         .count();
+    let by_judge = failed
+        .iter()
+        .filter(|r| r.method.as_deref() == Some("judge"))
+        .count();
+    let judged = if d.judge_usage.is_some() {
+        format!(", {by_judge} by the judge")
+    } else {
+        String::new()
+    };
     let mut out = vec![format!(
-        "{} run{}, {} failed: {} placed by a detector, {} by elimination (no interface failure left unrecovered)",
+        "{} run{}, {} failed: {} placed by a detector{judged}, {} by elimination (no interface failure left unrecovered)",
         d.runs.len(),
         if d.runs.len() == 1 { "" } else { "s" },
         failed.len(),
-        failed.len() - by_elimination,
+        failed.len() - by_elimination - by_judge,
         by_elimination
     )];
+    for (p, e) in &d.judge_errors {
+        out.push(format!("the judge could not place {}: {e}", shown(p)));
+    }
+    if let Some(u) = &d.judge_usage {
+        out.push(format!(
+            "the judge: {} call{}, {} input and {} output tokens",
+            u.calls,
+            if u.calls == 1 { "" } else { "s" },
+            u.input_tokens,
+            u.output_tokens
+        ));
+    }
     out.push(String::new());
     let mut rows = vec![vec![
         "task set".to_string(),

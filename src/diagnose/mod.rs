@@ -10,6 +10,7 @@
 //! signature of their verifier's output.
 
 pub mod detect;
+pub mod judge;
 pub mod steps;
 
 use std::collections::BTreeMap;
@@ -117,6 +118,19 @@ pub struct Diagnosis {
     pub runs: Vec<RunDiagnosis>,
     pub groups: Vec<Group>,
     pub clusters: Vec<Cluster>,
+    /// What the judge model cost, when one was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge_usage: Option<crate::record::Usage>,
+    /// Runs the judge could not place (its error), which keep their placement by elimination.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub judge_errors: Vec<(PathBuf, String)>,
+}
+
+impl Diagnosis {
+    /// Recomputes the groups after runs were placed again (by the judge).
+    pub fn regroup(&mut self) {
+        self.groups = group(&self.runs);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +167,8 @@ pub fn diagnose(paths: &[PathBuf]) -> Result<Diagnosis, DiagnoseError> {
         runs,
         groups,
         clusters,
+        judge_usage: None,
+        judge_errors: Vec::new(),
     })
 }
 

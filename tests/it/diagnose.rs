@@ -167,6 +167,13 @@ fn report(id: &str) -> Answer {
 }
 
 fn policy(t: &Turn) -> Answer {
+    // The judge's question: the evidence of a run.
+    if t.task.starts_with("# The task") {
+        assert!(t.task.contains("# The verifier's output"), "{}", t.task);
+        return Answer::text(
+            r#"{"category": "contract-mismatch", "why": "the notes went where no check looks"}"#,
+        );
+    }
     let mode = t
         .task
         .split("MODE-")
@@ -252,6 +259,27 @@ async fn failed_runs_are_placed_with_examples_and_signatures() {
     // The four failed runs share one verifier signature (the random number blanked).
     assert_eq!(d["clusters"].as_array().unwrap().len(), 1);
     assert_eq!(d["clusters"][0]["runs"].as_array().unwrap().len(), 4);
+
+    // The judge is asked only about the run placed by elimination, and says so.
+    let calls = env.model().served().calls;
+    let (code, out, err) = env.run_in(
+        env.root(),
+        &[
+            "diagnose",
+            "ws",
+            "ws-4",
+            "--judge",
+            "openai:mock-1",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(env.model().served().calls, calls + 1);
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["runs"][0]["method"], "detector:not-an-object");
+    assert_eq!(d["runs"][1]["method"], "judge");
+    assert_eq!(d["runs"][1]["category"], "contract-mismatch");
+    assert_eq!(d["judge_usage"]["calls"], 1);
 }
 
 #[test]
