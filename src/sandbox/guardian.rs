@@ -15,7 +15,8 @@
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::{Mutex, OnceLock};
 
-/// Commands watched at once; beyond this, ended ones are swept out first.
+/// Commands watched at once (fewer where the guardian may open fewer files); when the table is
+/// full, ended ones are swept out first.
 const SLOTS: usize = 4096;
 
 static GUARDIAN: OnceLock<Option<Mutex<OwnedFd>>> = OnceLock::new();
@@ -130,6 +131,17 @@ unsafe fn serve(sock: libc::c_int, table: &mut [libc::c_int]) -> ! {
         ] {
             libc::signal(sig, libc::SIG_IGN);
         }
+        // Every watched command is an open pidfd: as many as the hard limit allows, and a sweep
+        // of ended ones well before the soft limit would drop a descriptor in transit.
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        let room = usize::try_from(lim.rlim_cur)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(64)
+            .clamp(16, table.len());
         loop {
             let mut byte = [0u8];
             let mut iov = libc::iovec {
@@ -157,7 +169,7 @@ unsafe fn serve(sock: libc::c_int, table: &mut [libc::c_int]) -> ! {
                 continue;
             }
             let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
-            keep(table, fd);
+            keep(&mut table[..room], fd);
         }
         for &fd in table.iter().filter(|fd| **fd >= 0) {
             libc::syscall(
@@ -179,6 +191,7 @@ unsafe fn serve(sock: libc::c_int, table: &mut [libc::c_int]) -> ! {
 unsafe fn keep(table: &mut [libc::c_int], fd: libc::c_int) {
     unsafe {
         if !table.contains(&-1) {
+            // Full: drop the pidfds of commands that have ended.
             for slot in table.iter_mut() {
                 // A pidfd polls readable once its process has ended.
                 let mut p = libc::pollfd {
