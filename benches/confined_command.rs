@@ -4,8 +4,10 @@
 //! Runs `bash -c true` through `sandbox::exec::run` N times in a row (N = `NLAH_BENCH_N`, 300),
 //! confined to a temporary workspace, and prints the median and spread of the wall time and of
 //! the CPU time per command (user + system, nlah's and the command's: `getrusage` of the process
-//! and of its waited-for children), then the same for the unconfined reference (the same
-//! `bash -c true` from `std::process::Command`).
+//! and of its waited-for children); then `true` (a builtin) and `/bin/true` (a program) sent to
+//! one long-lived confined shell (`sandbox::session`, what the `shell` tool uses: its CPU is the
+//! whole loop's, the shell's start and end included, per command, so it has no spread); then
+//! the unconfined reference (`bash -c true` from `std::process::Command`).
 //!
 //! Run: `cargo bench --bench confined_command`.
 
@@ -71,6 +73,30 @@ async fn main() {
         used.push(cpu() - c);
     }
     stats("confined", wall, used);
+    // The same command sent to a child's long-lived shell. The shell's own CPU is counted once
+    // it has ended and been reaped, so the CPU figure is the whole loop's, per command.
+    if sandbox::session::ShellSession::available(&confinement) {
+        for command in ["true", "/bin/true"] {
+            let before = cpu();
+            let mut session =
+                sandbox::session::ShellSession::start(ws.path(), &confinement, &allow)
+                    .await
+                    .expect("a shell starts");
+            let mut wall = Vec::new();
+            for _ in 0..n {
+                let t = Instant::now();
+                let r = session
+                    .run(command, Duration::from_secs(10), 16 * 1024)
+                    .await
+                    .expect("runs");
+                assert_eq!(r.result.exit_code, Some(0), "{}", r.result.output);
+                wall.push(t.elapsed());
+            }
+            session.close().await;
+            let per = (cpu() - before) / n as u32;
+            stats(&format!("session {command}"), wall, vec![per]);
+        }
+    }
     let (mut wall, mut used) = (Vec::new(), Vec::new());
     for _ in 0..n {
         let (t, c) = (Instant::now(), cpu());

@@ -158,6 +158,7 @@ fn tool_context(run: &Run, req: &Request<'_>) -> ToolContext {
         confinement: run.confinement(req.root),
         shell_timeout: run.opts.shell_timeout,
         output_cap: run.opts.output_cap,
+        shell: Default::default(),
     };
     ctx.confine_to_view();
     ctx

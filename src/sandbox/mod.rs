@@ -80,6 +80,7 @@ pub mod limits;
 mod netns;
 mod pidns;
 mod readable;
+pub mod session;
 pub mod spawn;
 
 use std::path::PathBuf;

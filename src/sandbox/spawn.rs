@@ -26,7 +26,7 @@ use tokio::io::unix::AsyncFd;
 use super::netns::{Lease, NetMode};
 use super::{ChildHook, Confinement, Enforcement, Plan};
 
-/// A command to start: stdin is `/dev/null`, stdout and stderr share `output`.
+/// A command to start: stdout and stderr share `output`; stdin is `input`, or `/dev/null`.
 pub struct Launch<'a> {
     /// A program name looked up in the `PATH` of `env`, or a path.
     pub program: &'a str,
@@ -35,6 +35,8 @@ pub struct Launch<'a> {
     /// The whole environment of the command.
     pub env: Vec<(OsString, OsString)>,
     pub output: OwnedFd,
+    /// What the command reads; `None`: `/dev/null`.
+    pub input: Option<OwnedFd>,
 }
 
 /// A started command. Killed (not waited for) when dropped before it ended.
@@ -161,7 +163,7 @@ fn spawn_forked(launch: Launch<'_>, mut hook: ChildHook) -> std::io::Result<toki
         .current_dir(launch.cwd)
         .env_clear()
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(launch.input.map_or_else(Stdio::null, Stdio::from))
         .stdout(Stdio::from(launch.output))
         .stderr(Stdio::from(err))
         .kill_on_drop(true);
@@ -188,13 +190,14 @@ async fn spawn_from_thread(
     launch.program = program;
     let args = Prepared::new(&launch)?;
     let output = launch.output;
+    let input = launch.input;
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("nlah-spawn".into())
         .spawn(move || {
             let pid = hook
                 .apply_to_thread()
-                .and_then(|lease| Ok((args.spawn(&output)?, lease)));
+                .and_then(|lease| Ok((args.spawn(&output, input.as_ref())?, lease)));
             // The thread keeps its confinement and ends here; the output fd closes with it.
             let _ = tx.send(pid);
         })?;
@@ -285,9 +288,9 @@ impl Prepared {
         })
     }
 
-    /// `posix_spawn` in a new session, stdin from `/dev/null`, stdout and stderr to `output`,
-    /// default signal handling and an empty signal mask.
-    fn spawn(&self, output: &OwnedFd) -> std::io::Result<libc::pid_t> {
+    /// `posix_spawn` in a new session, stdin from `input` (or `/dev/null`), stdout and stderr to
+    /// `output`, default signal handling and an empty signal mask.
+    fn spawn(&self, output: &OwnedFd, input: Option<&OwnedFd>) -> std::io::Result<libc::pid_t> {
         let ptrs = |v: &[CString]| {
             v.iter()
                 .map(|s| s.as_ptr().cast_mut())
@@ -333,13 +336,20 @@ impl Prepared {
                 flags as libc::c_short,
             ))?;
 
-            nz(libc::posix_spawn_file_actions_addopen(
-                fa.0,
-                0,
-                c"/dev/null".as_ptr(),
-                libc::O_RDONLY,
-                0,
-            ))?;
+            match input {
+                Some(fd) => nz(libc::posix_spawn_file_actions_adddup2(
+                    fa.0,
+                    fd.as_raw_fd(),
+                    0,
+                ))?,
+                None => nz(libc::posix_spawn_file_actions_addopen(
+                    fa.0,
+                    0,
+                    c"/dev/null".as_ptr(),
+                    libc::O_RDONLY,
+                    0,
+                ))?,
+            }
             nz(libc::posix_spawn_file_actions_adddup2(
                 fa.0,
                 output.as_raw_fd(),
@@ -409,6 +419,7 @@ mod tests {
             cwd: ws,
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],
             output: OwnedFd::from(writer),
+            input: None,
         };
         let c = Confinement::workspace(ws);
         (launch, reader, c)

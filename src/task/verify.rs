@@ -160,6 +160,7 @@ pub async fn verify(
                 cwd: repo_dir,
                 env,
                 output: OwnedFd::from(writer),
+                input: None,
             };
             let (child, _enforcement) = sandbox::spawn::spawn(launch, &confinement).await;
             child.map_err(spawn_err)?

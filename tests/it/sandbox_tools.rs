@@ -32,8 +32,14 @@ async fn shell_captures_output_and_exit_codes() {
     assert!(out.is_error);
     assert!(!out.truncated);
 
+    // `exit` ended the child's shell; the next call says that it runs in a new one.
     let out = shell(&ctx, "true").await;
-    assert_eq!(out.content, "(no output)\nexit code: 0");
+    let fresh = if sandbox::session::ShellSession::available(&ctx.confinement) {
+        "[a new shell: the working folder and variables of the previous one are gone]\n"
+    } else {
+        ""
+    };
+    assert_eq!(out.content, format!("{fresh}(no output)\nexit code: 0"));
     assert!(!out.is_error);
 
     // The working directory is the workspace; stdin is empty.
@@ -781,5 +787,61 @@ async fn resource_limits_bound_memory_cpu_and_file_size_and_say_which_was_hit() 
         e.notes.iter().any(|n| n.contains("memory 256 MiB")),
         "{:?}",
         e.notes
+    );
+}
+
+#[tokio::test]
+async fn the_shell_keeps_its_folder_and_variables_but_no_process_outlives_a_command() {
+    let ws = tempfile::tempdir().expect("tempdir");
+    let ctx = context(ws.path());
+    if !sandbox::session::ShellSession::available(&ctx.confinement) {
+        eprintln!("SKIPPED: no PID namespace here, so every command gets a shell of its own");
+        return;
+    }
+    let out = shell(&ctx, "mkdir -p sub && cd sub && export GREETING=hi; X=1").await;
+    assert_eq!(out.exit_code, Some(0), "{}", out.content);
+    let out = shell(&ctx, "pwd; echo \"$GREETING $X\"").await;
+    let here = ws.path().canonicalize().unwrap().join("sub");
+    assert_eq!(
+        out.content,
+        format!("{}\nhi 1\nexit code: 0", here.display())
+    );
+    // A quote left open is that command's syntax error, not a shell waiting for more.
+    let out = shell(&ctx, "echo 'unterminated").await;
+    assert_eq!(out.exit_code, Some(2), "{}", out.content);
+    assert!(out.content.contains("unexpected EOF"), "{}", out.content);
+    // A background job ends with the command that started it, even in a session of its own.
+    let out = shell(
+        &ctx,
+        "setsid sh -c 'read -r p _ </proc/self/stat; echo $p > ../bg.pid; exec sleep 60' & sleep 0.3",
+    )
+    .await;
+    assert_eq!(out.exit_code, Some(0), "{}", out.content);
+    let pid = std::fs::read_to_string(ws.path().join("bg.pid")).expect("pid");
+    let proc_dir = format!("/proc/{}", pid.trim());
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while alive(&proc_dir) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(&proc_dir), "the background job outlived its command");
+    // The shell itself is still the same one.
+    let out = shell(&ctx, "echo $GREETING").await;
+    assert_eq!(out.content, "hi\nexit code: 0");
+    // A time limit ends the shell; the next command runs in a new one, and says so.
+    let mut short = ctx.clone();
+    short.shell_timeout = Duration::from_millis(300);
+    let out = shell(&short, "sleep 5").await;
+    assert!(
+        out.content.contains("[killed after 0.3 s]"),
+        "{}",
+        out.content
+    );
+    let out = shell(&ctx, "echo \"[$GREETING]\"; pwd").await;
+    assert_eq!(
+        out.content,
+        format!(
+            "[a new shell: the working folder and variables of the previous one are gone]\n[]\n{}\nexit code: 0",
+            ws.path().canonicalize().unwrap().display()
+        )
     );
 }

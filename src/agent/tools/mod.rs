@@ -23,6 +23,7 @@ use std::time::Duration;
 use self::args::{line_arg, parse_args, text_arg};
 use self::schema::TOOLS;
 use crate::sandbox::Confinement;
+use crate::sandbox::session::ShellSession;
 
 pub use self::schema::builtin_specs;
 
@@ -48,6 +49,19 @@ pub struct ToolContext {
     pub shell_timeout: Duration,
     /// Bytes of output kept per call (head and tail).
     pub output_cap: usize,
+    /// The child's long-lived shell, started by its first `shell` call (shared by the context's
+    /// clones, which are the same child's).
+    pub shell: ShellHandle,
+}
+
+/// A child's shell session, if one was started; see [`crate::sandbox::session`].
+#[derive(Clone, Default)]
+pub struct ShellHandle(pub std::sync::Arc<tokio::sync::Mutex<Option<ShellSession>>>);
+
+impl std::fmt::Debug for ShellHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ShellHandle")
+    }
 }
 
 impl ToolContext {
@@ -62,6 +76,7 @@ impl ToolContext {
             own_dir: own_dir.into(),
             shell_timeout: DEFAULT_SHELL_TIMEOUT,
             output_cap: DEFAULT_OUTPUT_CAP,
+            shell: ShellHandle::default(),
         }
     }
 }

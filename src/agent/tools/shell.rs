@@ -6,7 +6,8 @@ use std::time::Duration;
 use super::schema::TOOLS;
 use super::{ToolContext, ToolOutput};
 use crate::sandbox::EnvAllowList;
-use crate::sandbox::exec::{self, ShellCommand};
+use crate::sandbox::exec::{self, ShellCommand, ShellResult};
+use crate::sandbox::session::ShellSession;
 
 fn secs(d: Duration) -> String {
     if d.subsec_millis() == 0 {
@@ -24,23 +25,36 @@ pub(super) async fn shell(ctx: &ToolContext, command: &str) -> ToolOutput {
         ));
     }
     let allow = EnvAllowList::default();
-    let run = ShellCommand {
-        command,
-        cwd: &ctx.workspace,
-        confinement: &ctx.confinement,
-        allow_env: &allow,
-        timeout: ctx.shell_timeout,
-        output_cap: ctx.output_cap,
-    };
-    let r = match exec::run(&run).await {
-        Ok(r) => r,
-        Err(e) => return ToolOutput::error(e.to_string()),
-    };
-    let mut content = if r.output.is_empty() {
-        "(no output)".to_string()
+    let (r, restarted) = if ShellSession::available(&ctx.confinement) {
+        match in_session(ctx, command, &allow).await {
+            Ok(x) => x,
+            Err(e) => return ToolOutput::error(e.to_string()),
+        }
     } else {
-        r.output
+        let run = ShellCommand {
+            command,
+            cwd: &ctx.workspace,
+            confinement: &ctx.confinement,
+            allow_env: &allow,
+            timeout: ctx.shell_timeout,
+            output_cap: ctx.output_cap,
+        };
+        match exec::run(&run).await {
+            Ok(r) => (r, false),
+            Err(e) => return ToolOutput::error(e.to_string()),
+        }
     };
+    let mut content = String::new();
+    if restarted {
+        content.push_str(
+            "[a new shell: the working folder and variables of the previous one are gone]\n",
+        );
+    }
+    content.push_str(if r.output.is_empty() {
+        "(no output)"
+    } else {
+        &r.output
+    });
     if !content.ends_with('\n') {
         content.push('\n');
     }
@@ -102,4 +116,26 @@ fn limit_hit(
         }),
         _ => None,
     }
+}
+
+/// Runs `command` in the child's shell, starting one when there is none (or the last ended).
+/// Returns the result and whether a shell was started after an earlier one ended (`exit`, a time
+/// limit): the working folder and variables then start afresh.
+async fn in_session(
+    ctx: &ToolContext,
+    command: &str,
+    allow: &EnvAllowList,
+) -> Result<(ShellResult, bool), crate::sandbox::SandboxError> {
+    let mut slot = ctx.shell.0.lock().await;
+    // A shell that ended (or whose last call was cancelled) stays in the slot, unusable, so
+    // that the next call can say that a new one replaced it.
+    let restarted = slot.as_ref().is_some_and(|s| !s.usable());
+    let session = match slot.take() {
+        Some(s) if s.usable() => slot.insert(s),
+        _ => slot.insert(ShellSession::start(&ctx.workspace, &ctx.confinement, allow).await?),
+    };
+    let run = session
+        .run(command, ctx.shell_timeout, ctx.output_cap)
+        .await?;
+    Ok((run.result, restarted))
 }
