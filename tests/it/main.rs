@@ -4,6 +4,7 @@
 mod support;
 
 mod ablate;
+mod big_files;
 mod briefs;
 mod bundled;
 mod cli_check;
