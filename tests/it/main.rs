@@ -4,6 +4,7 @@
 mod support;
 
 mod ablate;
+mod ablate_cost;
 mod big_files;
 mod briefs;
 mod bundled;
