@@ -246,3 +246,53 @@ async fn max_cost_is_counted_live_across_parallel_cells_and_resume_finishes_the_
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert!(!out.join("spend.json").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_limit_below_one_call_is_passed_by_at_most_the_first_calls_of_the_running_cells() {
+    let env = TestEnv::with_model(|t: &Turn| {
+        std::thread::sleep(Duration::from_millis(40));
+        diligent(t)
+    })
+    .await;
+    let prices = env.root().join("prices.toml");
+    std::fs::write(
+        &prices,
+        "[models.\"mock-1\"]\ninput = 10.0\noutput = 10.0\n",
+    )
+    .unwrap();
+    // A hundredth of a cent: less than any call costs. Up to four cells start before anything
+    // is known of a call's cost; each is refused its second call (or its first, if another
+    // cell's call settled before it asked).
+    let out = env.root().join("out");
+    let o = output(ablate(&env, &out, &prices, &["--max-cost", "0.0001"])).await;
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let recs = records(&out);
+    let started: Vec<&Value> = recs.iter().flatten().collect();
+    assert!(
+        started.len() <= CONCURRENCY,
+        "{} cells started",
+        started.len()
+    );
+    assert!(started.iter().all(|r| r["outcome"] == "budget"));
+    assert!(
+        started
+            .iter()
+            .all(|r| r["metrics"]["total"]["calls"].as_u64() <= Some(1)),
+        "one call each at most"
+    );
+    let spent: f64 = started.iter().map(|r| cost(r)).sum();
+    let call = max_call_cost(&out);
+    eprintln!(
+        "max-cost 0.0001: spent {spent:.6} by {} cells ({:.2} calls of at most {call:.6})",
+        started.len(),
+        spent / call
+    );
+    assert!(spent <= 0.0001 + started.len() as f64 * call);
+    let rec = json(&out.join("spend.json"));
+    assert_eq!(rec["cells_stopped"], started.len());
+    assert_eq!(
+        rec["cells_unscheduled"].as_u64().unwrap() as usize,
+        recs.len() - started.len()
+    );
+    assert_fsck_cells(&out);
+}
