@@ -676,10 +676,10 @@ pub fn run(a: Args, matches: Option<&ArgMatches>) -> anyhow::Result<u8> {
         }
     }
     let complete = fin.done() == fin.total;
+    // What this invocation recorded against its --max-cost.
+    let spent = a.max_cost.and_then(|_| spend::read(&out).ok().flatten());
     if a.json {
-        println!(
-            "{}",
-            serde_json::json!({
+        let mut v = serde_json::json!({
                 "event": "summary", "out": out, "cells": fin.total,
                 "passed": fin.passed, "failed": fin.failed, "unverified": fin.unverified,
                 "errors": fin.errors, "not_run": missing, "errors_this_run": errors,
@@ -687,8 +687,11 @@ pub fn run(a: Args, matches: Option<&ArgMatches>) -> anyhow::Result<u8> {
                 "input_tokens": fin.usage.input_tokens,
                 "output_tokens": fin.usage.output_tokens, "llm_calls": fin.usage.calls,
                 "tool_calls": fin.tool_calls, "cost_usd": fin.cost, "complete": complete,
-            })
-        );
+        });
+        if let Some(r) = &spent {
+            v["spend"] = serde_json::to_value(r).unwrap_or_default();
+        }
+        println!("{v}");
     } else {
         println!(
             "{}: {} of {} cells finished: {} passed, {} failed, {} unverified; {} error(s), {} not run\n  {} prompt + {} completion tokens, {} LLM calls, {} tool calls, ${:.4}\n  index {}",
@@ -707,9 +710,7 @@ pub fn run(a: Args, matches: Option<&ArgMatches>) -> anyhow::Result<u8> {
             fin.cost,
             index::path(&out).display()
         );
-        if let Ok(Some(r)) = spend::read(&out)
-            && a.max_cost.is_some()
-        {
+        if let Some(r) = &spent {
             println!("  {}", r.sentence());
         }
         if !complete {

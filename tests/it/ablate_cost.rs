@@ -165,6 +165,7 @@ async fn max_cost_is_counted_live_across_parallel_cells_and_resume_finishes_the_
     let ev = lines(&o);
     let summary = ev.iter().find(|e| e["event"] == "summary").unwrap();
     assert_eq!(summary["stopped_by_budget"], stopped.len());
+    assert_eq!(summary["spend"], json(&out.join("spend.json")));
     assert_eq!(summary["complete"], false);
     assert_eq!(
         ev.iter()
