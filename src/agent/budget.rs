@@ -4,6 +4,10 @@
 //! the provider's usage after: parallel children (candidates) each see the calls and prompt
 //! tokens the others have in flight, so together they never exceed `llm calls`, and `tokens`
 //! is overshot by at most the completions of the calls already in flight.
+//!
+//! A meter may also be held to a budget other runs spend too ([`Meter::sharing`], an
+//! ablation's `--max-cost`, see [`super::shared_budget`]): asked last before every model call
+//! and told every settled cost; a run it refuses reports [`Meter::stopped_by_shared`].
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
