@@ -175,7 +175,7 @@ impl Objects {
     }
 
     /// Stores the blob of `size` bytes read from `input` by streaming it into a pack of its own
-    /// (see [`super::stream_pack`]), unless `keep` says its id is not wanted (the snapshot had
+    /// (see `stream_pack.rs`), unless `keep` says its id is not wanted (the snapshot had
     /// it already) or this writer stored it before. Returns its id.
     pub fn store_stream(
         &mut self,
