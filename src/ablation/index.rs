@@ -115,6 +115,7 @@ fn outcome_from(s: &str) -> Option<RunOutcome> {
         "unverified" => RunOutcome::Unverified,
         "error" => RunOutcome::Error,
         "running" => RunOutcome::Running,
+        "budget" => RunOutcome::Budget,
         _ => return None,
     })
 }

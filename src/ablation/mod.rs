@@ -8,6 +8,7 @@
 //! OUT/matrix.json            the matrix: harness, variants, tasks, models, seeds, every cell
 //! OUT/cells/<cell-id>/       one run workspace per cell (its run.json is the source of truth)
 //! OUT/index.sqlite           an index over the cells' run.json files, rebuilt at will
+//! OUT/spend.json             what the matrix spent against its --max-cost (see `spend`)
 //! OUT/slurm/                 scripts and logs of Slurm submissions
 //! ```
 
@@ -78,3 +79,4 @@ pub mod executor;
 pub mod index;
 pub mod matrix;
 pub mod resume;
+pub mod spend;

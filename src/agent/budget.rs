@@ -4,11 +4,18 @@
 //! the provider's usage after: parallel children (candidates) each see the calls and prompt
 //! tokens the others have in flight, so together they never exceed `llm calls`, and `tokens`
 //! is overshot by at most the completions of the calls already in flight.
+//!
+//! A meter may also be held to a budget other runs spend too ([`Meter::sharing`], an
+//! ablation's `--max-cost`, see [`super::shared_budget`]): asked last before every model call
+//! and told every settled cost; a run it refuses reports [`Meter::stopped_by_shared`].
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::record::Usage;
+
+use super::shared_budget::CellBudget;
 
 /// The limits of one run; `None` is unlimited.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -68,6 +75,10 @@ impl Reservation<'_> {
         release(&mut s, self.tokens);
         s.usage.add(usage);
         self.settled = true;
+        drop(s);
+        if let Some(shared) = &self.meter.shared {
+            shared.settle(usage.cost_usd);
+        }
     }
 }
 
@@ -75,6 +86,9 @@ impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.settled {
             release(&mut self.meter.lock(), self.tokens);
+            if let Some(shared) = &self.meter.shared {
+                shared.release();
+            }
         }
     }
 }
@@ -90,6 +104,10 @@ pub struct Meter {
     limits: Limits,
     started: Instant,
     spent: Mutex<Spent>,
+    /// A budget shared with other runs (an ablation's `--max-cost`), and whether it stopped
+    /// this run.
+    shared: Option<CellBudget>,
+    stopped_by_shared: AtomicBool,
 }
 
 impl Meter {
@@ -98,7 +116,28 @@ impl Meter {
             limits,
             started: Instant::now(),
             spent: Mutex::new(Spent::default()),
+            shared: None,
+            stopped_by_shared: AtomicBool::new(false),
         }
+    }
+
+    /// The meter also held to `shared`, a budget other runs spend too.
+    pub fn sharing(mut self, shared: Option<CellBudget>) -> Meter {
+        self.shared = shared;
+        self
+    }
+
+    /// Whether the shared budget refused this run a call: it was stopped from outside, not by
+    /// its own limits.
+    pub fn stopped_by_shared(&self) -> bool {
+        self.stopped_by_shared.load(Ordering::Relaxed)
+    }
+
+    fn shared_verdict(&self, r: Result<(), Exhausted>) -> Result<(), Exhausted> {
+        if r.is_err() {
+            self.stopped_by_shared.store(true, Ordering::Relaxed);
+        }
+        r
     }
 
     pub fn limits(&self) -> &Limits {
@@ -128,6 +167,9 @@ impl Meter {
 
     pub fn add_usage(&self, u: &Usage) {
         self.lock().usage.add(u);
+        if let Some(shared) = &self.shared {
+            shared.add(u.cost_usd);
+        }
     }
 
     pub fn add_tool_call(&self) {
@@ -162,6 +204,11 @@ impl Meter {
                 request: Some(prompt_tokens),
             });
         }
+        // Last, so that a refusal above does not count against the shared budget. Lock order:
+        // this meter, then the shared one (which never takes a meter's lock).
+        if let Some(shared) = &self.shared {
+            self.shared_verdict(shared.admit())?;
+        }
         s.calls_in_flight += 1;
         s.tokens_in_flight += prompt_tokens;
         drop(s);
@@ -176,6 +223,9 @@ impl Meter {
     pub fn check_tool_call(&self) -> Result<(), Exhausted> {
         let s = self.spent();
         self.check_common(&s)?;
+        if let Some(shared) = &self.shared {
+            self.shared_verdict(shared.check())?;
+        }
         if let Some(l) = self.limits.tool_calls.filter(|l| s.tool_calls >= *l) {
             return Err(Exhausted {
                 budget: "tool calls",

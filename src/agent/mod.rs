@@ -5,4 +5,5 @@ pub mod budget;
 pub mod command;
 pub mod mcp;
 pub mod session;
+pub mod shared_budget;
 pub mod tools;

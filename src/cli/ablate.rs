@@ -15,6 +15,7 @@ use nlah::ablation::executor::{Event, Runner, Sink, Tally, local, slurm};
 use nlah::ablation::index::{self, Summary};
 use nlah::ablation::matrix::{self, MATRIX_FILE, MatrixFile};
 use nlah::ablation::resume::{OutLock, is_result};
+use nlah::ablation::spend::{self, Finished, SpendRecord};
 use nlah::ablation::{Cell, Matrix};
 use nlah::charter::{self, Charter};
 use nlah::diag::Diags;
@@ -67,7 +68,8 @@ pub struct Args {
     /// Continue the matrix in --out (HARNESS and TASKS may then be left out: matrix.json has them).
     #[arg(long)]
     resume: bool,
-    /// Stop scheduling new cells once the finished cells have cost this much.
+    /// The matrix's budget, counted per model call (Slurm: per finished cell): no cell starts
+    /// that it cannot cover, and running cells stop (outcome `budget`) once it is spent.
     #[arg(long, value_name = "USD")]
     max_cost: Option<f64>,
     /// The variant reports compare against (default: basic, full, or a file's first).
@@ -435,7 +437,7 @@ impl Display {
                     self.emit_json(serde_json::json!({"event": "max-cost-reached", "spent_usd": spent, "limit_usd": limit, "unscheduled": unscheduled}));
                 } else {
                     self.line(format!(
-                        "cost ceiling reached: finished cells cost ${spent:.4} of --max-cost ${limit:.4}; {unscheduled} cell(s) will not be started (rerun with a higher --max-cost to continue)"
+                        "cost ceiling reached: ${spent:.4} spent of --max-cost ${limit:.4}; {unscheduled} cell(s) will not be started (rerun with a higher --max-cost to continue)"
                     ));
                 }
             }
@@ -500,6 +502,7 @@ pub fn run(a: Args, matches: Option<&ArgMatches>) -> anyhow::Result<u8> {
     };
     let mut earlier = Usage::default();
     let mut spent = 0.0;
+    let mut finished = Finished::default();
     let mut pending = Vec::new();
     for (c, e) in file.matrix.cells.iter().zip(&entries) {
         match e.summary {
@@ -509,9 +512,11 @@ pub fn run(a: Args, matches: Option<&ArgMatches>) -> anyhow::Result<u8> {
                 earlier.output_tokens += s.output_tokens;
                 earlier.cost_usd += s.cost_usd;
                 spent += s.cost_usd;
+                finished.add(s.cost_usd);
             }
             Some(s) => {
-                // An error or an interrupted attempt: it cost money, and runs again.
+                // An error, an interrupted attempt or one the budget stopped: it cost money,
+                // and runs again.
                 spent += s.cost_usd;
                 earlier.cost_usd += s.cost_usd;
                 pending.push(c.clone());
@@ -596,15 +601,10 @@ pub fn run(a: Args, matches: Option<&ArgMatches>) -> anyhow::Result<u8> {
         }
         match a.executor {
             ExecutorKind::Local => {
-                let r = local::run(
-                    runner,
-                    pending,
-                    spent,
-                    local::Local::new(a.concurrency, a.max_cost),
-                    sink,
-                    interrupt(),
-                )
-                .await;
+                let mut opts = local::Local::new(a.concurrency, a.max_cost);
+                opts.finished = finished;
+                let r = local::run(runner, pending, spent, opts, sink, interrupt()).await;
+                record_spend(&out, &r)?;
                 Ok::<_, AblationError>((!r.interrupted).then_some((r.errors, r.unscheduled)))
             }
             ExecutorKind::Slurm => {
@@ -617,6 +617,9 @@ pub fn run(a: Args, matches: Option<&ArgMatches>) -> anyhow::Result<u8> {
                     workdir: std::env::current_dir()
                         .map_err(|e| AblationError::Slurm(format!("no working directory: {e}")))?,
                 };
+                // Array tasks share no meter: `--max-cost` counts finished cells there, and a
+                // spend record of an earlier local invocation would no longer be true.
+                spend::remove(&out)?;
                 // The jobs run on without us: an interruption only stops the watching.
                 tokio::select! {
                     r = slurm::run(&out, &file.matrix, pending, spent, &opts, sink) => {
@@ -673,18 +676,22 @@ pub fn run(a: Args, matches: Option<&ArgMatches>) -> anyhow::Result<u8> {
         }
     }
     let complete = fin.done() == fin.total;
+    // What this invocation recorded against its --max-cost.
+    let spent = a.max_cost.and_then(|_| spend::read(&out).ok().flatten());
     if a.json {
-        println!(
-            "{}",
-            serde_json::json!({
+        let mut v = serde_json::json!({
                 "event": "summary", "out": out, "cells": fin.total,
                 "passed": fin.passed, "failed": fin.failed, "unverified": fin.unverified,
                 "errors": fin.errors, "not_run": missing, "errors_this_run": errors,
-                "unscheduled": unscheduled, "input_tokens": fin.usage.input_tokens,
+                "unscheduled": unscheduled, "stopped_by_budget": fin.budget,
+                "input_tokens": fin.usage.input_tokens,
                 "output_tokens": fin.usage.output_tokens, "llm_calls": fin.usage.calls,
                 "tool_calls": fin.tool_calls, "cost_usd": fin.cost, "complete": complete,
-            })
-        );
+        });
+        if let Some(r) = &spent {
+            v["spend"] = serde_json::to_value(r).unwrap_or_default();
+        }
+        println!("{v}");
     } else {
         println!(
             "{}: {} of {} cells finished: {} passed, {} failed, {} unverified; {} error(s), {} not run\n  {} prompt + {} completion tokens, {} LLM calls, {} tool calls, ${:.4}\n  index {}",
@@ -703,6 +710,9 @@ pub fn run(a: Args, matches: Option<&ArgMatches>) -> anyhow::Result<u8> {
             fin.cost,
             index::path(&out).display()
         );
+        if let Some(r) = &spent {
+            println!("  {}", r.sentence());
+        }
         if !complete {
             println!(
                 "  rerun `nlah ablate --resume --out {}` to run the cells without a result",
@@ -711,4 +721,16 @@ pub fn run(a: Args, matches: Option<&ArgMatches>) -> anyhow::Result<u8> {
         }
     }
     Ok(if complete { exit::OK } else { exit::FAILED })
+}
+
+/// Records what the invocation spent against `--max-cost` in OUT/spend.json (and removes a
+/// record an invocation without one would leave stale).
+fn record_spend(out: &Path, r: &local::PoolSummary) -> Result<(), AblationError> {
+    match &r.spend {
+        Some(s) => spend::write(
+            out,
+            &SpendRecord::of(s, r.stopped as u64, r.unscheduled as u64),
+        ),
+        None => spend::remove(out),
+    }
 }

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::agent::budget::{Limits, Meter};
+use crate::agent::shared_budget::CellBudget;
 use crate::charter::Charter;
 use crate::diag::Diagnostic;
 use crate::harness::model::BriefForm;
@@ -74,6 +75,9 @@ pub struct RunOptions {
     /// which then reuse one client and its open connections per model). Must be used within
     /// one tokio runtime: connections belong to the runtime that opened them.
     pub http: Option<Arc<HttpBackends>>,
+    /// A cost budget shared with other runs (an ablation's `--max-cost`): when it refuses a
+    /// call, the run ends with the `budget` outcome.
+    pub shared_budget: Option<CellBudget>,
 }
 
 /// A harness composed, parsed and found free of errors: what a run interprets.
@@ -128,6 +132,7 @@ impl RunOptions {
             chat_backend: None,
             built: None,
             http: None,
+            shared_budget: None,
         }
     }
 }
@@ -328,7 +333,7 @@ pub fn prepare(opts: RunOptions) -> Result<Run, EngineError> {
     Ok(Run {
         charter,
         backends: Backends::new(opts.record.clone(), opts.http.clone()),
-        meter: Meter::new(limits),
+        meter: Meter::new(limits).sharing(opts.shared_budget.clone()),
         sandbox: enforcement.summary(),
         metrics: Mutex::new(Metrics::default()),
         events_failed: Mutex::new(None),
@@ -422,7 +427,12 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
         outputs_and_completion(&run, &mut reason).await;
     }
 
-    let verdict = if infra.is_some() || tampered.is_some() {
+    // Stopped from outside (the matrix's budget), not by the harness: no verdict.
+    let cut = infra.is_none() && tampered.is_none() && run.meter.stopped_by_shared();
+    if cut {
+        reason = format!("stopped because the matrix's --max-cost was spent ({reason})");
+    }
+    let verdict = if infra.is_some() || tampered.is_some() || cut {
         None
     } else {
         // The hidden tests are the task's code, but they run the agent's: they read the
@@ -475,6 +485,7 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
     record.outcome = match (&verdict, infra.is_some()) {
         (_, true) => RunOutcome::Error,
         _ if tampered.is_some() => RunOutcome::Failed,
+        _ if cut => RunOutcome::Budget,
         (Some(v), _) if v.passed => RunOutcome::Passed,
         (Some(_), _) => RunOutcome::Failed,
         (None, _) => RunOutcome::Unverified,
@@ -500,7 +511,7 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
                     "failed"
                 }
             ),
-            (None, _) if infra.is_some() => String::new(),
+            (None, _) if infra.is_some() || cut => String::new(),
             (None, _) => "; the task has no verifier".into(),
         }
     );

@@ -16,6 +16,9 @@ pub enum RunOutcome {
     Unverified,
     Error,
     Running,
+    /// Stopped from outside because a budget shared with other runs was spent (an ablation's
+    /// `--max-cost`): neither a result nor a failure of the harness; resuming runs it again.
+    Budget,
 }
 
 impl RunOutcome {
@@ -26,6 +29,7 @@ impl RunOutcome {
             RunOutcome::Unverified => "unverified",
             RunOutcome::Error => "error",
             RunOutcome::Running => "running",
+            RunOutcome::Budget => "budget",
         }
     }
 }

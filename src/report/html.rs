@@ -507,6 +507,9 @@ pub fn render(r: &AblationReport) -> String {
         esc(&r.baseline),
         esc(&counts_sentence(&r.counts))
     );
+    if let Some(spend) = &r.spend {
+        let _ = writeln!(s, "<p>Spend: {}</p>", esc(&spend.sentence()));
+    }
     for line in method_sentences(r) {
         let _ = writeln!(s, "<p class=\"muted\">{}</p>", inline(&line));
     }

@@ -31,7 +31,9 @@ pub fn report(out: &Path, baseline: Option<&str>) -> Result<AblationReport, Repo
         });
     }
     let (matrix, summaries) = index::summaries(out)?;
-    super::build_from_summaries(&matrix, &summaries, baseline)
+    let mut r = super::build_from_summaries(&matrix, &summaries, baseline)?;
+    r.spend = crate::ablation::spend::read(out)?;
+    Ok(r)
 }
 
 /// The matrix and every cell with its full run record, through the index. A run.json that

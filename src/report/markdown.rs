@@ -37,6 +37,7 @@ pub fn counts_sentence(c: &Counts) -> String {
         (c.unverified, "unverified"),
         (c.errors, if c.errors == 1 { "error" } else { "errors" }),
         (c.running, "running"),
+        (c.budget, "stopped by --max-cost"),
         (c.not_run, "not run yet"),
     ] {
         if n > 0 {
@@ -78,6 +79,9 @@ pub fn render(r: &AblationReport) -> String {
         r.baseline,
         counts_sentence(&r.counts)
     ));
+    if let Some(spend) = &r.spend {
+        s.push_str(&format!("Spend: {}\n\n", spend.sentence()));
+    }
     for line in method_sentences(r) {
         s.push_str(&line);
         s.push('\n');

@@ -8,8 +8,9 @@
 //! Markdown, CSV, JSON or one self-contained HTML page.
 //!
 //! Which cells count where:
-//! - Perf (resolved %) = passed / (passed + failed). `error` and `running` cells, cells not run
-//!   yet, and `unverified` cells (no verifier verdict) are excluded and counted separately.
+//! - Perf (resolved %) = passed / (passed + failed). `error`, `running` and `budget` cells (the
+//!   matrix's `--max-cost` stopped them), cells not run yet, and `unverified` cells (no verifier
+//!   verdict) are excluded and counted separately.
 //! - Tokens, calls, runtime, cost and shares are means over finished cells: passed, failed and
 //!   unverified (a run without a verdict still spent its budget).
 //! - Flips pair tasks within a task set and model: a task is resolved under a variant when it
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::ablation::index::Summary;
+use crate::ablation::spend::SpendRecord;
 use crate::ablation::{Cell, CellResult, Matrix};
 use crate::record::RunOutcome;
 
@@ -82,6 +84,10 @@ impl Format {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// How many cells are in each state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
@@ -91,6 +97,9 @@ pub struct Counts {
     pub unverified: u64,
     pub errors: u64,
     pub running: u64,
+    /// Cells the matrix's `--max-cost` stopped while they ran: no verdict, not a failure.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub budget: u64,
     /// Cells without a run.json yet.
     pub not_run: u64,
 }
@@ -104,6 +113,7 @@ impl Counts {
             Some(RunOutcome::Unverified) => self.unverified += 1,
             Some(RunOutcome::Error) => self.errors += 1,
             Some(RunOutcome::Running) => self.running += 1,
+            Some(RunOutcome::Budget) => self.budget += 1,
             None => self.not_run += 1,
         }
     }
@@ -125,6 +135,7 @@ impl Counts {
         self.unverified += o.unverified;
         self.errors += o.errors;
         self.running += o.running;
+        self.budget += o.budget;
         self.not_run += o.not_run;
     }
 }
@@ -238,6 +249,9 @@ pub struct AblationReport {
     pub groups: Vec<Group>,
     /// Shares pooled over every finished cell.
     pub share: Share,
+    /// What the matrix spent against its `--max-cost` (`OUT/spend.json`), if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend: Option<SpendRecord>,
 }
 
 impl AblationReport {
@@ -370,7 +384,7 @@ impl VariantAcc {
             RunOutcome::Passed => (true, true),
             RunOutcome::Failed => (true, false),
             RunOutcome::Unverified => (false, false),
-            RunOutcome::Error | RunOutcome::Running => return,
+            RunOutcome::Error | RunOutcome::Running | RunOutcome::Budget => return,
         };
         let seed = self.seeds.entry(cell.seed).or_default();
         for s in [&mut self.all, seed] {
@@ -666,5 +680,6 @@ fn build_cells(
         counts,
         groups,
         share: pooled.share(),
+        spend: None,
     })
 }

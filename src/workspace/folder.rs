@@ -85,6 +85,19 @@ impl Folder {
         Ok(bytes)
     }
 
+    /// The file `name` opened for reading, not through a symlink (one that replaced it since
+    /// its stat was taken fails with `ELOOP`), and its size now.
+    pub fn open_file_at(&self, name: &OsStr) -> std::io::Result<(std::fs::File, u64)> {
+        let fd = rustix::fs::openat(
+            &self.0,
+            name,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )?;
+        let size = rustix::fs::fstat(&fd)?.st_size;
+        Ok((std::fs::File::from(fd), u64::try_from(size).unwrap_or(0)))
+    }
+
     /// The target of the symlink `name`.
     pub fn link_at(&self, name: &OsStr) -> std::io::Result<Vec<u8>> {
         Ok(rustix::fs::readlinkat(&self.0, name, Vec::new())?.into_bytes())

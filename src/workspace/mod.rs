@@ -11,6 +11,7 @@ pub mod ignore_rules;
 pub mod objects;
 pub mod refs;
 pub mod snapshot;
+mod stream_pack;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

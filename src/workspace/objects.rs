@@ -174,6 +174,25 @@ impl Objects {
         Ok(())
     }
 
+    /// Stores the blob of `size` bytes read from `input` by streaming it into a pack of its own
+    /// (see `stream_pack.rs`), unless `keep` says its id is not wanted (the snapshot had
+    /// it already) or this writer stored it before. Returns its id.
+    pub fn store_stream(
+        &mut self,
+        input: &mut impl std::io::Read,
+        size: u64,
+        keep: impl FnOnce(Oid) -> bool,
+    ) -> std::io::Result<Oid> {
+        let s = super::stream_pack::stream(&self.pack_dir, ObjectType::Blob, input, size)?;
+        let oid = s.oid;
+        if self.stored.contains(&oid) || !keep(oid) {
+            return Ok(oid); // the temporary file goes with `s`
+        }
+        s.install(&self.pack_dir)?;
+        self.stored.insert(oid);
+        Ok(oid)
+    }
+
     /// Writes the objects stored since the last flush as one pack. After an error they are
     /// forgotten, so that the next commit stores them again.
     pub fn flush(&mut self) -> Result<(), WorkspaceError> {
@@ -372,7 +391,7 @@ pub fn object_id(kind: ObjectType, bytes: &[u8]) -> Result<Oid, WorkspaceError> 
     Ok(Oid::from_bytes(&digest)?)
 }
 
-fn kind_name(kind: ObjectType) -> &'static str {
+pub(super) fn kind_name(kind: ObjectType) -> &'static str {
     match kind {
         ObjectType::Commit => "commit",
         ObjectType::Tree => "tree",
@@ -383,7 +402,7 @@ fn kind_name(kind: ObjectType) -> &'static str {
 
 /// The pack entry header: the type in bits 4–6 of the first byte, the size in its low four bits
 /// and then seven bits a byte, least significant first; a set top bit means more follows.
-fn entry_header(out: &mut Vec<u8>, kind: ObjectType, size: u64) {
+pub(super) fn entry_header(out: &mut Vec<u8>, kind: ObjectType, size: u64) {
     let code: u8 = match kind {
         ObjectType::Commit => 1,
         ObjectType::Tree => 2,
@@ -415,7 +434,8 @@ fn write_pack(dir: &Path, entries: &[Entry]) -> Result<String, WorkspaceError> {
     }
     let checksum: [u8; 20] = Sha1::digest(&pack).into();
     pack.extend_from_slice(&checksum);
-    let idx = pack_index(entries, &offsets, &checksum);
+    let ids: Vec<(Oid, u32)> = entries.iter().map(|e| (e.oid, e.crc)).collect();
+    let idx = pack_index(&ids, &offsets, &checksum);
     let name = format!("pack-{}", Oid::from_bytes(&checksum)?);
     persist(dir, &format!("{name}.pack"), &pack)?;
     persist(dir, &format!("{name}.idx"), &idx)?;
@@ -425,14 +445,18 @@ fn write_pack(dir: &Path, entries: &[Entry]) -> Result<String, WorkspaceError> {
 /// A version 2 pack index: a fan-out table of counts by first byte, the sorted ids, their
 /// entries' CRC-32s, their offsets (those past 2 GiB in a table of their own), the pack's
 /// checksum and the index's own.
-fn pack_index(entries: &[Entry], offsets: &[u64], pack_checksum: &[u8; 20]) -> Vec<u8> {
+pub(super) fn pack_index(
+    entries: &[(Oid, u32)],
+    offsets: &[u64],
+    pack_checksum: &[u8; 20],
+) -> Vec<u8> {
     let mut order: Vec<usize> = (0..entries.len()).collect();
-    order.sort_by_key(|&i| entries[i].oid);
+    order.sort_by_key(|&i| entries[i].0);
     let mut idx = Vec::with_capacity(8 + 1024 + entries.len() * 28 + 40);
     idx.extend_from_slice(&IDX_V2_HEADER);
     let mut counts = [0u32; 256];
     for e in entries {
-        counts[usize::from(e.oid.as_bytes()[0])] += 1;
+        counts[usize::from(e.0.as_bytes()[0])] += 1;
     }
     let mut total = 0u32;
     for c in counts {
@@ -440,10 +464,10 @@ fn pack_index(entries: &[Entry], offsets: &[u64], pack_checksum: &[u8; 20]) -> V
         idx.extend_from_slice(&total.to_be_bytes());
     }
     for &i in &order {
-        idx.extend_from_slice(entries[i].oid.as_bytes());
+        idx.extend_from_slice(entries[i].0.as_bytes());
     }
     for &i in &order {
-        idx.extend_from_slice(&entries[i].crc.to_be_bytes());
+        idx.extend_from_slice(&entries[i].1.to_be_bytes());
     }
     let mut large = Vec::new();
     for &i in &order {

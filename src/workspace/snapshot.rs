@@ -27,6 +27,7 @@ use super::folder::{self, Folder, Kind};
 use super::ignore_rules::{self, Rules};
 use super::objects::{Objects, TreeEntry, object_id};
 use super::refs::Branch;
+use super::stream_pack::{self, STREAM_FROM};
 use super::{WorkspaceError, io};
 
 /// On file systems that keep whole seconds only, a file changed within this long before a walk
@@ -450,6 +451,9 @@ impl Walk<'_> {
         {
             return Ok(false);
         }
+        if stat.kind() == Kind::File && stat.size >= STREAM_FROM {
+            return self.big_file(node, folder, name, abs, stat);
+        }
         let read = match stat.kind() {
             Kind::Symlink => folder.link_at(name).map(|target| (target, FileMode::Link)),
             Kind::File => folder.read_at(name, stat.size).map(|bytes| {
@@ -484,6 +488,72 @@ impl Walk<'_> {
             File {
                 stat,
                 trusted,
+                oid,
+                mode,
+            },
+        );
+        Ok(!same)
+    }
+}
+
+impl Walk<'_> {
+    /// [`Walk::file`] for a file of [`STREAM_FROM`] bytes or more: hashed and stored in one
+    /// streaming pass, never held in memory. A file that shrinks while it is read is read again
+    /// (a few times, then reported).
+    fn big_file(
+        &mut self,
+        node: &mut Dir,
+        folder: &Folder,
+        name: &OsStr,
+        abs: &Path,
+        stat: Stat,
+    ) -> Result<bool, WorkspaceError> {
+        let mode = if stat.mode & 0o100 != 0 {
+            FileMode::BlobExecutable
+        } else {
+            FileMode::Blob
+        };
+        let had = node.files.get(name).map(|f| (f.oid, f.mode));
+        let mut tries = 0;
+        // Seen before: most likely unchanged, which a hash alone tells.
+        if let Some((old, old_mode)) = had
+            && old_mode == mode
+            && let Ok((mut f, size)) = folder.open_file_at(name)
+            && size == stat.size
+            && stream_pack::blob_id(&mut f, size).is_ok_and(|oid| oid == old)
+        {
+            node.files.insert(
+                name.to_os_string(),
+                File {
+                    stat,
+                    trusted: stat.settled(self.tick, self.now),
+                    oid: old,
+                    mode,
+                },
+            );
+            return Ok(false);
+        }
+        let oid = loop {
+            let streamed = folder.open_file_at(name).and_then(|(mut f, size)| {
+                self.objects
+                    .store_stream(&mut f, size, |oid| had != Some((oid, mode)))
+            });
+            match streamed {
+                Ok(oid) => break oid,
+                Err(e) if vanished(&e) => return Ok(false),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && tries < 3 => {
+                    tries += 1;
+                }
+                Err(e) => return Err(io(&abs.join(name))(e)),
+            }
+        };
+        let same = had == Some((oid, mode));
+        node.files.insert(
+            name.to_os_string(),
+            File {
+                stat,
+                // Read over a while, so never trusted at once: the next commit looks again.
+                trusted: stat.settled(self.tick, self.now) && tries == 0,
                 oid,
                 mode,
             },
@@ -736,6 +806,54 @@ mod tests {
         assert_eq!(ours, git_add_all_tree(root, Some(first)));
         assert!(tree_paths(&repo).contains(&"sub/local.txt".to_string()));
         assert!(!tree_paths(&repo).contains(&"sub/deeper/new.txt".to_string()));
+    }
+
+    #[test]
+    fn big_files_are_streamed_and_rehashed_without_being_stored_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        let mut snap = Snapshot::default();
+        let size = usize::try_from(STREAM_FROM).unwrap() + 3;
+        let mut bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        let packs = || {
+            std::fs::read_dir(root.join(".git/objects/pack"))
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().extension() == Some("keep".as_ref()))
+                .count()
+        };
+        let blob = |repo: &Repository| {
+            let tree = repo.head().unwrap().peel_to_tree().unwrap();
+            tree.get_name("big").unwrap().id()
+        };
+        std::fs::write(root.join("big"), &bytes).unwrap();
+        let first = snap.commit(&repo, root, "one").unwrap();
+        assert_eq!(
+            blob(&repo),
+            Oid::hash_object(ObjectType::Blob, &bytes).unwrap()
+        );
+        assert_eq!(packs(), 1);
+        // Rewritten with the same bytes (a new mtime): hashed, found the same, not stored.
+        std::fs::write(root.join("big"), &bytes).unwrap();
+        snap.commit(&repo, root, "two").unwrap();
+        assert_eq!(packs(), 1);
+        // One byte changed, same size: a new blob.
+        bytes[size / 2] ^= 1;
+        std::fs::write(root.join("big"), &bytes).unwrap();
+        snap.commit(&repo, root, "three").unwrap();
+        assert_eq!(packs(), 2);
+        let b = repo.find_blob(blob(&repo)).unwrap();
+        assert_eq!(b.content(), &bytes[..]);
+        assert_eq!(
+            git_add_all_tree(root, Some(first)),
+            repo.head()
+                .unwrap()
+                .peel_to_tree()
+                .unwrap()
+                .id()
+                .to_string()
+        );
+        crate::workspace::assert_fsck(root);
     }
 
     #[test]

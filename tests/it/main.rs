@@ -4,6 +4,8 @@
 mod support;
 
 mod ablate;
+mod ablate_cost;
+mod big_files;
 mod briefs;
 mod bundled;
 mod cli_check;

@@ -16,6 +16,8 @@ use tokio::time::Instant;
 use super::{CellRun, Event, Runner, Sink, run_cell};
 use crate::ablation::Cell;
 use crate::ablation::error::AblationError;
+use crate::ablation::spend::{self, Decision, Finished};
+use crate::agent::shared_budget::{SharedBudget, Spend};
 use crate::record::RunOutcome;
 
 /// How the pool runs.
@@ -23,8 +25,10 @@ use crate::record::RunOutcome;
 pub struct Local {
     /// Cells running at once (at least 1).
     pub concurrency: usize,
-    /// Stop scheduling once finished cells have cost this much (USD).
+    /// The matrix's budget (USD), counted live per model call (see [`crate::ablation::spend`]).
     pub max_cost: Option<f64>,
+    /// The cells that finished with a result before (their cost estimates a cell's).
+    pub finished: Finished,
     /// How far apart cells start, on average ([`start_spacing`] by default).
     pub spacing: Duration,
 }
@@ -34,6 +38,7 @@ impl Local {
         Local {
             concurrency,
             max_cost,
+            finished: Finished::default(),
             spacing: start_spacing(),
         }
     }
@@ -64,8 +69,12 @@ pub struct PoolSummary {
     pub errors: usize,
     /// Cells never started because the cost ceiling was reached.
     pub unscheduled: usize,
+    /// Cells the budget stopped while they ran (outcome `budget`).
+    pub stopped: usize,
     /// The summed cost of finished cells, those finished before included.
     pub spent: f64,
+    /// With `--max-cost`: the shared budget at the end (every settled call counted).
+    pub spend: Option<Spend>,
     /// The `stop` future resolved: the running cells were stopped (their run.json says
     /// `running`) and no further cell started.
     pub interrupted: bool,
@@ -101,23 +110,36 @@ pub async fn run(
     let mut running: HashMap<tokio::task::Id, Cell> = HashMap::new();
     let mut stopped = false;
     let mut pace = Pace::new(opts.spacing, Instant::now());
+    // Every cell's model calls count against the budget as they settle.
+    let budget = opts.max_cost.map(|limit| SharedBudget::new(limit, spent));
+    runner.share_budget(budget.clone());
+    let mut finished = opts.finished;
     loop {
         while !stopped && set.len() < k {
             let now = Instant::now();
             if pace.wait(now).is_some() {
                 break;
             }
-            if let Some(limit) = opts.max_cost
-                && report.spent >= limit
-            {
-                stopped = true;
-                report.unscheduled = queue.len();
-                sink(&Event::CostCeiling {
-                    spent: report.spent,
-                    limit,
-                    unscheduled: report.unscheduled,
-                });
+            if queue.len() == 0 {
                 break;
+            }
+            if let Some(b) = &budget {
+                let indices: Vec<usize> = running.values().map(|c| c.index).collect();
+                let (now_spent, each) = spend::snapshot(b, &indices);
+                match spend::decide(&now_spent, &each, finished) {
+                    Decision::Start => {}
+                    Decision::Wait => break,
+                    Decision::Stop => {
+                        stopped = true;
+                        report.unscheduled = queue.len();
+                        sink(&Event::CostCeiling {
+                            spent: now_spent.spent,
+                            limit: now_spent.limit,
+                            unscheduled: report.unscheduled,
+                        });
+                        break;
+                    }
+                }
             }
             let Some(cell) = queue.next() else {
                 break;
@@ -178,11 +200,15 @@ pub async fn run(
                 let cell = running.remove(&id);
                 match ended {
                     Ended::Done(Ok(CellRun::Ran(record))) => {
-                        report.spent += record.metrics.total.cost_usd;
-                        if record.outcome == RunOutcome::Error {
-                            report.errors += 1;
-                        } else {
-                            report.results += 1;
+                        let cost = record.metrics.total.cost_usd;
+                        report.spent += cost;
+                        match record.outcome {
+                            RunOutcome::Error => report.errors += 1,
+                            RunOutcome::Budget => report.stopped += 1,
+                            _ => {
+                                report.results += 1;
+                                finished.add(cost);
+                            }
                         }
                     }
                     Ended::Done(Ok(CellRun::Skipped(_))) => report.results += 1,
@@ -211,6 +237,8 @@ pub async fn run(
             }
         }
     }
+    report.spend = budget.map(|b| b.spend());
+    runner.share_budget(None);
     report
 }
 

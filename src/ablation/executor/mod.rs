@@ -14,6 +14,7 @@ use super::index::Summary;
 use super::matrix::{MatrixFile, compose_variant, module_names, toggles};
 use super::resume::{self, CellState};
 use super::{Cell, Matrix, Variant};
+use crate::agent::shared_budget::SharedBudget;
 use crate::charter::Charter;
 use crate::engine::{self, Built, EventSink, HttpBackends, RunOptions, RunSettings};
 use crate::model::{ChatBackend, ModelSpec};
@@ -36,7 +37,8 @@ pub enum Event {
     Finished { cell: Cell, record: Arc<RunRecord> },
     /// A cell stopped without a final run.json (its workspace could not be made, a job died).
     Failed { cell: Cell, error: String },
-    /// The summed cost of finished cells reached `--max-cost`: no further cell is scheduled.
+    /// `--max-cost` is spent, or cannot cover another cell: no further cell is scheduled.
+    /// `spent` counts every settled model call, running cells' included.
     CostCeiling {
         spent: f64,
         limit: f64,
@@ -74,6 +76,8 @@ pub struct Runner {
     built: Mutex<HashMap<String, Built>>,
     /// One HTTP client per model for all cells (they run on one runtime).
     http: Arc<HttpBackends>,
+    /// The matrix's `--max-cost`, counted live by every cell's meter (local pool only).
+    budget: Mutex<Option<Arc<SharedBudget>>>,
 }
 
 impl Runner {
@@ -88,7 +92,13 @@ impl Runner {
             chat_backend: None,
             built: Mutex::new(HashMap::new()),
             http: Arc::default(),
+            budget: Mutex::new(None),
         })
+    }
+
+    /// Holds the cells started from now on to `budget` (none: no shared budget).
+    pub fn share_budget(&self, budget: Option<Arc<SharedBudget>>) {
+        *self.budget.lock().unwrap_or_else(|p| p.into_inner()) = budget;
     }
 
     fn variant(&self, cell: &Cell) -> Result<&Variant, AblationError> {
@@ -183,6 +193,12 @@ impl Runner {
         o.workspace = Some(resume::cell_dir(&self.out, &cell.id));
         o.settings = self.settings.clone();
         o.chat_backend = self.chat_backend.clone();
+        o.shared_budget = self
+            .budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|b| b.cell(cell.index));
         let sink = sink.clone();
         let index = cell.index;
         let observer: EventSink = Arc::new(move |e: &crate::record::Event| {
@@ -256,6 +272,8 @@ pub struct Tally {
     pub unverified: usize,
     /// Cells that ended in an infrastructure error (or died without a result).
     pub errors: usize,
+    /// Cells the matrix's `--max-cost` stopped while they ran (outcome `budget`).
+    pub budget: usize,
     pub running: usize,
     pub usage: Usage,
     pub tool_calls: u64,
@@ -270,7 +288,7 @@ impl Tally {
 
     pub fn remaining(&self) -> usize {
         self.total
-            .saturating_sub(self.done() + self.errors + self.running)
+            .saturating_sub(self.done() + self.errors + self.budget + self.running)
     }
 
     /// Counts a cell's run.json summary.
@@ -280,6 +298,7 @@ impl Tally {
             RunOutcome::Failed => self.failed += 1,
             RunOutcome::Unverified => self.unverified += 1,
             RunOutcome::Error | RunOutcome::Running => self.errors += 1,
+            RunOutcome::Budget => self.budget += 1,
         }
         self.usage.input_tokens += s.input_tokens;
         self.usage.output_tokens += s.output_tokens;

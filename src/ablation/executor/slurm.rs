@@ -6,6 +6,12 @@
 //! chunks of that width: a chunk's script adds its offset to `SLURM_ARRAY_TASK_ID` to get the
 //! cell's index in the matrix. Each chunk after the first waits for the one before
 //! (`--dependency=afterany`), so `%K` bounds the whole matrix, not each chunk.
+//!
+//! `--max-cost` here counts finished cells only: each array task is a process of its own on
+//! some node, and no meter spans them, so the live counting of the local pool
+//! ([`crate::ablation::spend`]) is out of reach. Once finished cells reach the limit, the tasks
+//! still pending are cancelled and the running ones finish: the overshoot is bounded by the
+//! tasks running at once (`--concurrency`), each up to a whole cell's cost.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
