@@ -291,6 +291,8 @@ fn record(c: &Cell, version: &str) -> RunRecord {
             tool_calls: 30,
             parent_tool_calls: 0,
             child_count: 4,
+            empty_answers: 0,
+            repairs: 0,
             stages: ["plan", "execute", "verify", "repair"]
                 .iter()
                 .map(|s| StageMetrics {

@@ -4,5 +4,6 @@
 pub mod budget;
 pub mod command;
 pub mod mcp;
+pub mod realize;
 pub mod session;
 pub mod tools;

@@ -170,6 +170,8 @@ pub struct Run {
     pub sandbox: String,
     metrics: Mutex<Metrics>,
     events_failed: Mutex<Option<String>>,
+    /// The class of a configuration failure a child met (`context-overflow`), if any.
+    config_error: Mutex<Option<String>>,
 }
 
 impl Run {
@@ -212,6 +214,19 @@ impl Run {
         } else {
             m.children.add(usage);
         }
+    }
+
+    /// Counts what the loop did at the model interface (nudges, repairs).
+    pub fn add_interface(&self, empty_answers: u64, repairs: u64) {
+        let mut m = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
+        m.empty_answers += empty_answers;
+        m.repairs += repairs;
+    }
+
+    /// Remembers a configuration failure (the first one) for run.json's `error_class`.
+    pub fn config_failure(&self, class: &str) {
+        let mut g = self.config_error.lock().unwrap_or_else(|p| p.into_inner());
+        g.get_or_insert_with(|| class.to_string());
     }
 
     fn stage_metrics(&self, stage: &str, passed: bool, usage: &Usage, tool_calls: u64) {
@@ -325,6 +340,7 @@ pub fn prepare(opts: RunOptions) -> Result<Run, EngineError> {
         meter: Meter::new(limits),
         sandbox: enforcement.summary(),
         metrics: Mutex::new(Metrics::default()),
+        config_error: Mutex::new(None),
         events_failed: Mutex::new(None),
         opts,
         ws,
@@ -437,7 +453,12 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
             }
         }
     };
-    record.error_class = infra.clone();
+    record.error_class = infra.clone().or_else(|| {
+        run.config_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    });
     record.outcome = match (&verdict, infra.is_some()) {
         (_, true) => RunOutcome::Error,
         (Some(v), _) if v.passed => RunOutcome::Passed,

@@ -2,6 +2,7 @@
 //! (vLLM, llama.cpp, Ollama) that speak the same streamed protocol with small quirks. The HTTP
 //! and SSE plumbing it shares with `anthropic.rs` lives in `http.rs` and `sse.rs`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +17,7 @@ use super::prices::Prices;
 use super::sse::{Answer, SseEvent, json_events};
 use super::{
     ChatBackend, ChatRequest, ChatResponse, Message, ModelError, Role, ToolCall, ToolChoice,
+    ToolSpec, dispatch,
 };
 use crate::record::Usage;
 
@@ -137,19 +139,36 @@ impl OpenAiBackend {
             .map(WireMessage::of)
             .collect::<Result<_, _>>()?;
         let streaming = self.streaming();
+        // "Any tool" where only a named tool can be forced: one dispatching tool (dispatch.rs).
+        let dispatching = self.dispatches(req);
         // Servers reject `tool_choice` without tools, so both go together or not at all.
-        let tools: Vec<WireTool<'_>> = req
-            .tools
-            .iter()
-            .map(|t| WireTool {
+        let tools: Vec<WireTool<'_>> = if dispatching {
+            let ToolSpec {
+                name,
+                description,
+                parameters,
+            } = dispatch::spec(&req.tools);
+            vec![WireTool {
                 kind: "function",
                 function: WireFunction {
-                    name: &t.name,
-                    description: &t.description,
-                    parameters: &t.parameters,
+                    name: Cow::Owned(name),
+                    description: Cow::Owned(description),
+                    parameters: Cow::Owned(parameters),
                 },
-            })
-            .collect();
+            }]
+        } else {
+            req.tools
+                .iter()
+                .map(|t| WireTool {
+                    kind: "function",
+                    function: WireFunction {
+                        name: Cow::Borrowed(&t.name),
+                        description: Cow::Borrowed(&t.description),
+                        parameters: Cow::Borrowed(&t.parameters),
+                    },
+                })
+                .collect()
+        };
         // Never "required": llama.cpp's function-calling formats fail on it; naming the tool
         // forces a call everywhere.
         let tool_choice = (!tools.is_empty()).then(|| match &req.tool_choice {
@@ -159,6 +178,13 @@ impl OpenAiBackend {
                 kind: "function",
                 function: Named { name },
             },
+            ToolChoice::Any if dispatching => WireChoice::Function {
+                kind: "function",
+                function: Named {
+                    name: dispatch::NAME,
+                },
+            },
+            ToolChoice::Any => WireChoice::Mode("required"),
         });
         Ok(RequestBody {
             model: self.model_for(req),
@@ -176,6 +202,12 @@ impl OpenAiBackend {
         })
     }
 
+    /// Whether `req`'s "any tool" is sent as the dispatching tool: everywhere but OpenAI's own
+    /// API, which knows `required`.
+    fn dispatches(&self, req: &ChatRequest) -> bool {
+        req.tool_choice == ToolChoice::Any && !self.official && !req.tools.is_empty()
+    }
+
     fn model_for<'a>(&'a self, req: &'a ChatRequest) -> &'a str {
         if req.model.is_empty() {
             &self.model
@@ -188,7 +220,7 @@ impl OpenAiBackend {
         let body = self.request_body(req)?;
         let started = Instant::now();
         let answer = self.endpoint.post(&body, &[("X-Title", "nlah")]).await?;
-        let (message, finish_reason, mut usage) = match answer {
+        let (mut message, finish_reason, mut usage) = match answer {
             Answer::Json(v) => parse_completion(&v).map_err(|e| self.endpoint.locate(e))?,
             Answer::Events(events) => {
                 let mut usage = None;
@@ -202,6 +234,12 @@ impl OpenAiBackend {
                 (message, reason, usage.unwrap_or_default())
             }
         };
+        if self.dispatches(req) {
+            message.tool_calls = std::mem::take(&mut message.tool_calls)
+                .into_iter()
+                .map(dispatch::unwrap)
+                .collect();
+        }
         usage.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         usage.calls = 1;
         usage.cost_usd = self.prices.cost(self.model_for(req), &usage).unwrap_or(0.0);
@@ -325,9 +363,9 @@ struct WireTool<'a> {
 
 #[derive(Serialize)]
 struct WireFunction<'a> {
-    name: &'a str,
-    description: &'a str,
-    parameters: &'a Value,
+    name: Cow<'a, str>,
+    description: Cow<'a, str>,
+    parameters: Cow<'a, Value>,
 }
 
 #[derive(Serialize)]

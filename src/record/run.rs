@@ -81,6 +81,12 @@ pub struct Metrics {
     pub parent_tool_calls: u64,
     pub child_count: u64,
     pub stages: Vec<StageMetrics>,
+    /// Answers with no text and no tool call that the loop nudged rather than ending the child.
+    #[serde(default)]
+    pub empty_answers: u64,
+    /// Tool calls the loop repaired (text tool calls, raw control characters, HTML entities).
+    #[serde(default)]
+    pub repairs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,7 +103,9 @@ pub struct RunRecord {
     /// Why the run ended as it did, in a sentence.
     pub reason: String,
     pub verifier: Option<VerifierRecord>,
-    /// For `Error` outcomes: the failure class (`auth`, `unreachable`, `rate-limited`, …).
+    /// For `Error` outcomes: the failure class (`auth`, `unreachable`, `rate-limited`, …); for
+    /// results that a configuration failure ended (`context-overflow`: a request the model's
+    /// context cannot hold), that class: running the cell again would fail the same way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_class: Option<String>,
     pub metrics: Metrics,
