@@ -304,6 +304,7 @@ fn record(c: &Cell, version: &str) -> RunRecord {
                 })
                 .collect(),
         },
+        requests: Default::default(),
         sandbox: "landlock: enforced; network: private namespace".into(),
     }
 }

@@ -330,8 +330,8 @@ pub async fn run(s: Session<'_>) -> SessionResult {
                 }
                 r
             };
-            let result = retry::with_retries(spec.retry.clone(), |note| obs.retry(note), attempt)
-                .await;
+            let result =
+                retry::with_retries(spec.retry.clone(), |note| obs.retry(note), attempt).await;
             let mut resp = match result {
                 Ok(r) => r,
                 Err(e) => break 'outer End::Model(e),

@@ -131,7 +131,10 @@ impl SessionObserver for Events<'_> {
     fn call_failed(&self, class: &str, usage: &Usage) {
         self.run.emit(EventKind::ModelCall {
             child: self.child.to_string(),
-            finish_reason: format!("error: {class}"),
+            finish_reason: match class {
+                "cancelled" => class.to_string(),
+                _ => format!("error: {class}"),
+            },
             tool_calls: 0,
             usage: *usage,
         });

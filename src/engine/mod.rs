@@ -385,6 +385,10 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
         error_class: None,
         metrics: Metrics::default(),
         sandbox: run.sandbox.clone(),
+        requests: crate::record::RequestBounds {
+            max_tokens: run.opts.settings.max_tokens(),
+            context_window: run.opts.settings.context_window,
+        },
     };
     write_record(&run, &record)?;
     run.emit(EventKind::RunStarted {

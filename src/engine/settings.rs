@@ -179,7 +179,10 @@ mod tests {
         assert_eq!(flags, RunSettings::default());
         let from_empty: RunSettings = serde_json::from_str("{}").unwrap();
         assert_eq!(from_empty, RunSettings::default());
-        assert_eq!(RunSettings::default().max_tokens(), Some(defaults::MAX_TOKENS));
+        assert_eq!(
+            RunSettings::default().max_tokens(),
+            Some(defaults::MAX_TOKENS)
+        );
         // Stored before there was a default: no limit, as then.
         let old: RunSettings = serde_json::from_str(r#"{"max_tokens": null}"#).unwrap();
         assert_eq!(old.max_tokens(), None);

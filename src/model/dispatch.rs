@@ -54,10 +54,12 @@ pub fn unwrap(call: ToolCall) -> ToolCall {
     if call.name != NAME {
         return call;
     }
-    let parsed = serde_json::from_str::<Value>(&call.arguments).ok().or_else(|| {
-        repair::escape_raw_controls(&call.arguments)
-            .and_then(|fixed| serde_json::from_str::<Value>(&fixed).ok())
-    });
+    let parsed = serde_json::from_str::<Value>(&call.arguments)
+        .ok()
+        .or_else(|| {
+            repair::escape_raw_controls(&call.arguments)
+                .and_then(|fixed| serde_json::from_str::<Value>(&fixed).ok())
+        });
     let Some(v) = parsed else { return call };
     let Some(tool) = v["tool"].as_str() else {
         return call;
@@ -86,7 +88,10 @@ mod tests {
             parameters: json!({"type": "object", "properties": {"command": {"type": "string"}}}),
         }];
         let s = spec(&tools);
-        assert_eq!(s.parameters["oneOf"][0]["properties"]["tool"]["const"], "shell");
+        assert_eq!(
+            s.parameters["oneOf"][0]["properties"]["tool"]["const"],
+            "shell"
+        );
         let call = unwrap(ToolCall {
             id: "c1".into(),
             name: NAME.into(),

@@ -230,9 +230,10 @@ mod tests {
             Some(EntityRepair::Kept)
         );
         // JSON that only parses once decoded is decoded whole.
-        let Some(EntityRepair::Undone(fixed)) =
-            unescape_entities("{&quot;command&quot;: &quot;echo &#39;hi&#39;&quot;}", false)
-        else {
+        let Some(EntityRepair::Undone(fixed)) = unescape_entities(
+            "{&quot;command&quot;: &quot;echo &#39;hi&#39;&quot;}",
+            false,
+        ) else {
             panic!("not undone")
         };
         assert_eq!(fixed, r#"{"command": "echo 'hi'"}"#);

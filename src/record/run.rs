@@ -111,4 +111,15 @@ pub struct RunRecord {
     pub metrics: Metrics,
     /// What the sandbox enforced on this machine.
     pub sandbox: String,
+    /// The bounds every model request of the run was sent with.
+    #[serde(default)]
+    pub requests: RequestBounds,
+}
+
+/// The bounds of each model request: completion tokens (`None`: none sent) and the model's
+/// context window the runtime checked requests against (`None`: not checked).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestBounds {
+    pub max_tokens: Option<u32>,
+    pub context_window: Option<u64>,
 }

@@ -36,13 +36,12 @@ pub fn spec() -> ToolSpec {
 /// Writes the report. An error output (and nothing written) when the arguments are wrong, so
 /// that the model can call it again.
 pub fn call(ctx: &ToolContext, arguments: &str) -> ToolOutput {
-    let expects = r#"finish expects {"status": "done" | "failed" | "blocked", "report": "<what you did>"}"#;
+    let expects =
+        r#"finish expects {"status": "done" | "failed" | "blocked", "report": "<what you did>"}"#;
     let v: Value = match serde_json::from_str(arguments) {
         Ok(v) => v,
         Err(e) => {
-            return ToolOutput::error(format!(
-                "the arguments are not valid JSON ({e}); {expects}"
-            ));
+            return ToolOutput::error(format!("the arguments are not valid JSON ({e}); {expects}"));
         }
     };
     let status = v["status"].as_str().unwrap_or("").trim().to_lowercase();
@@ -56,7 +55,9 @@ pub fn call(ctx: &ToolContext, arguments: &str) -> ToolOutput {
     let path = ctx.workspace.join(&rel);
     let text = format!("status: {status}\n\n{report}\n");
     match crate::atomic::write(&path, text.as_bytes()) {
-        Ok(()) => ToolOutput::ok(format!("wrote {rel} (status: {status}); your turn ends here")),
+        Ok(()) => ToolOutput::ok(format!(
+            "wrote {rel} (status: {status}); your turn ends here"
+        )),
         Err(e) => ToolOutput::error(format!("cannot write {rel}: {e}")),
     }
 }
