@@ -47,7 +47,7 @@ PY
   mv "$qwen.part" "$qwen"
 fi
 
-conf=$(mktemp --suffix=.json)
+conf="$(dirname "$log")/server.json"
 cat > "$conf" <<JSON
 {"host": "127.0.0.1", "port": $port,
  "models": [

@@ -319,8 +319,14 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                     temperature: run.opts.settings.temperature,
                     seed: Some(run.opts.seed),
                     retry: run.opts.settings.retry(),
-                    context_window: run.opts.settings.context_window,
+                    context_window: match run.opts.settings.context_window {
+                        Some(w) => Some(w),
+                        None => backend.context_window().await,
+                    },
                 };
+                if let Some(w) = sspec.context_window {
+                    run.checked_window(w);
+                }
                 let obs = Events {
                     run,
                     child: &req.id,

@@ -172,6 +172,8 @@ pub struct Run {
     events_failed: Mutex<Option<String>>,
     /// The class of a configuration failure a child met (`context-overflow`), if any.
     config_error: Mutex<Option<String>>,
+    /// The context window requests were checked against (a setting, or the server's word).
+    window: Mutex<Option<u64>>,
 }
 
 impl Run {
@@ -227,6 +229,11 @@ impl Run {
     pub fn config_failure(&self, class: &str) {
         let mut g = self.config_error.lock().unwrap_or_else(|p| p.into_inner());
         g.get_or_insert_with(|| class.to_string());
+    }
+
+    /// Notes the context window a child's requests were checked against, for run.json.
+    pub fn checked_window(&self, window: u64) {
+        *self.window.lock().unwrap_or_else(|p| p.into_inner()) = Some(window);
     }
 
     fn stage_metrics(&self, stage: &str, passed: bool, usage: &Usage, tool_calls: u64) {
@@ -341,6 +348,7 @@ pub fn prepare(opts: RunOptions) -> Result<Run, EngineError> {
         sandbox: enforcement.summary(),
         metrics: Mutex::new(Metrics::default()),
         config_error: Mutex::new(None),
+        window: Mutex::new(None),
         events_failed: Mutex::new(None),
         opts,
         ws,
@@ -457,6 +465,9 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
             }
         }
     };
+    if let Some(w) = *run.window.lock().unwrap_or_else(|p| p.into_inner()) {
+        record.requests.context_window = Some(w);
+    }
     record.error_class = infra.clone().or_else(|| {
         run.config_error
             .lock()

@@ -278,6 +278,11 @@ pub trait ChatBackend: Send + Sync {
         &'a self,
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChatResponse, ModelError>>;
+
+    /// The model's context window in tokens, where the server says it; `None` otherwise.
+    fn context_window(&self) -> BoxFuture<'_, Option<u64>> {
+        Box::pin(async { None })
+    }
 }
 
 /// A shared backend is a backend (recorders and caches hold `Arc<dyn ChatBackend>`).
@@ -287,6 +292,10 @@ impl<T: ChatBackend + ?Sized> ChatBackend for std::sync::Arc<T> {
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChatResponse, ModelError>> {
         (**self).complete(req)
+    }
+
+    fn context_window(&self) -> BoxFuture<'_, Option<u64>> {
+        (**self).context_window()
     }
 }
 

@@ -39,6 +39,8 @@ pub struct OpenAiBackend {
     /// ignores `stream_options`, as llama-cpp-python does), because plain answers always carry
     /// usage and budgets need it.
     streaming: AtomicBool,
+    /// The context window the server reported, asked once.
+    window: tokio::sync::OnceCell<Option<u64>>,
 }
 
 impl fmt::Debug for OpenAiBackend {
@@ -74,6 +76,7 @@ impl OpenAiBackend {
             prices: Prices::default(),
             official,
             streaming: AtomicBool::new(true),
+            window: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -258,6 +261,36 @@ impl ChatBackend for OpenAiBackend {
     ) -> BoxFuture<'a, Result<ChatResponse, ModelError>> {
         Box::pin(self.call(req))
     }
+
+    fn context_window(&self) -> BoxFuture<'_, Option<u64>> {
+        Box::pin(async {
+            *self
+                .window
+                .get_or_init(|| async {
+                    let models = self
+                        .endpoint
+                        .get_sibling("/chat/completions", "/models")
+                        .await?;
+                    window_of(&models, &self.model)
+                })
+                .await
+        })
+    }
+}
+
+/// The context window a `/models` answer gives for `model` (or for its only model): vLLM's
+/// `max_model_len`, OpenRouter's `context_length`, or `context_window`; llama.cpp's servers give
+/// none that is the running context (llama-cpp-python's entries have no such field).
+fn window_of(models: &Value, model: &str) -> Option<u64> {
+    let data = models["data"].as_array()?;
+    let entry = data
+        .iter()
+        .find(|m| m["id"] == model)
+        .or_else(|| (data.len() == 1).then(|| &data[0]))?;
+    ["max_model_len", "context_length", "context_window"]
+        .iter()
+        .find_map(|k| entry[*k].as_u64())
+        .filter(|n| *n > 0)
 }
 
 /// The body of a Chat Completions request.

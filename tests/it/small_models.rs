@@ -436,3 +436,35 @@ async fn a_request_over_the_context_window_is_not_sent() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_context_window_the_server_reports_is_checked() {
+    use axum::routing::{get, post};
+    let chats = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = chats.clone();
+    let app = axum::Router::new()
+        .route(
+            "/v1/models",
+            get(|| async { axum::Json(json!({"data": [{"id": "m", "max_model_len": 300}]})) }),
+        )
+        .route(
+            "/v1/chat/completions",
+            post(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }
+            }),
+        );
+    let (origin, _) = crate::support::serve(app).await;
+    let env = TestEnv::with_base_url(&format!("{origin}/v1"));
+    let ran = env
+        .nlah_run(&["harness-skills/basic", HELLO, "--model", "openai:m"])
+        .await;
+    assert_eq!(
+        chats.load(Ordering::SeqCst),
+        0,
+        "an oversized request was sent"
+    );
+    let rec = ran.record();
+    assert_eq!(rec["error_class"], "context-overflow");
+    assert_eq!(rec["requests"]["context_window"], 300);
+}
