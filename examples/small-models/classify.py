@@ -53,6 +53,12 @@ def classify(ws):
         "children": " ".join(f'{c["child"]}:{c["status"]}' for c in children),
         "wall_s": m["wall_ms"] / 1000,
         "latencies": [e["usage"]["latency_ms"] for e in kinds("model-call")],
+        "inputs": [
+            e["usage"]["input_tokens"]
+            for e in kinds("model-call")
+            if e["finish_reason"] in ("tool_calls", "stop", "length")
+        ],
+        "first_latency": next((e["usage"]["latency_ms"] for e in kinds("model-call")), None),
     }
     if rec["outcome"] == "passed":
         row.update(side="passed", why="verifier passed")
@@ -71,6 +77,41 @@ def classify(ws):
     return row
 
 
+def prompt_evals(log):
+    """Prompt tokens the server evaluated per request, in order (llama.cpp's perf line). The
+    rest of a request's prompt came from its cache: llama-cpp-python reports no cached tokens
+    in its answers, so this is where they show."""
+    if not log.exists():
+        return []
+    evals = []
+    for line in log.read_text(errors="replace").splitlines():
+        if "prompt eval time" in line and "/" in line:
+            try:
+                evals.append(int(line.split("/")[1].split("tokens")[0].strip()))
+            except ValueError:
+                pass
+    return evals
+
+
+def attach_cache(rows, out):
+    """Pairs the server's per-request prompt evaluation with the runs' model calls, in the order
+    the runs were made (they ran one at a time against one server)."""
+    evals = iter(prompt_evals(out / "server.log"))
+    for r in rows:
+        cached = prompt = 0
+        first = None
+        for inp in r.get("inputs", []):
+            n = next(evals, None)
+            if n is None:
+                return
+            hit = max(inp - n, 0)
+            cached += hit
+            prompt += inp
+            if first is None:
+                first = (hit, inp)
+        r["cached"], r["prompt_all"], r["first"] = cached, prompt, first
+
+
 def main():
     out = Path(sys.argv[1])
     times = {}
@@ -80,21 +121,33 @@ def main():
             model, task, code, ms = line.split("\t")
             times[(model, task)] = (int(code), int(ms) / 1000)
     rows = []
-    for ws in sorted((out / "runs").glob("*/*")):
-        if not ws.is_dir():
-            continue
+    # In the order the runs were made (times.tsv), then any left.
+    order = list(times) + [
+        (ws.parent.name, ws.name)
+        for ws in sorted((out / "runs").glob("*/*"))
+        if ws.is_dir() and (ws.parent.name, ws.name) not in times
+    ]
+    for model, task in order:
+        ws = out / "runs" / model / task
         r = classify(ws)
-        r["model"], r["task"] = ws.parent.name, ws.name
-        r["exit"], r["time_s"] = times.get((r["model"], r["task"]), (None, None))
+        r["model"], r["task"] = model, task
+        r["exit"], r["time_s"] = times.get((model, task), (None, None))
         rows.append(r)
-    print("| model | task | outcome | side | why | calls (run.json / events) | nudges | repairs | interface | time s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    attach_cache(rows, out)
+    print("| model | task | outcome | side | why | calls (run.json / events) | nudges | repairs | interface | prompt tokens cached | first call: cached / prompt, s | time s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         t = f'{r["time_s"]:.0f}' if r["time_s"] is not None else "-"
+        cached = f'{r["cached"]} of {r["prompt_all"]}' if "cached" in r else "-"
+        first = (
+            f'{r["first"][0]} / {r["first"][1]}, {r["first_latency"] / 1000:.0f}'
+            if r.get("first") and r.get("first_latency") is not None
+            else "-"
+        )
         print(
             f'| {r["model"]} | {r["task"]} | {r["outcome"]} | {r["side"]} | {r["why"]} | '
             f'{r.get("calls", "-")} / {r.get("events_calls", "-")} | {r.get("nudges", "-")} | '
-            f'{r.get("repairs", "-")} | {r.get("interface", "-")} | {t} |'
+            f'{r.get("repairs", "-")} | {r.get("interface", "-")} | {cached} | {first} | {t} |'
         )
     print()
     for model in sorted({r["model"] for r in rows}):
