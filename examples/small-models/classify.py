@@ -7,6 +7,7 @@ side:
   runtime  the runtime's side of the interface: an infrastructure error, a call the runtime
            could not read (arguments refused as invalid JSON, empty answers past the nudges),
            a model call that failed, or a configuration failure (context overflow)
+  cut      killed by run.sh's own time limit (RUN_TIMEOUT) before nlah finished: no end to judge
 
 Usage: classify.py OUT_DIR   (prints a Markdown table and a summary)
 """
@@ -60,7 +61,9 @@ def classify(ws):
         ],
         "first_latency": next((e["usage"]["latency_ms"] for e in kinds("model-call")), None),
     }
-    if rec["outcome"] == "passed":
+    if rec["outcome"] == "running":
+        row.update(side="cut", why="killed by RUN_TIMEOUT while running")
+    elif rec["outcome"] == "passed":
         row.update(side="passed", why="verifier passed")
     elif rec["outcome"] == "error":
         row.update(side="runtime", why=f'infrastructure: {rec.get("error_class")}')
@@ -154,6 +157,7 @@ def main():
         mine = [r for r in rows if r["model"] == model]
         passed = sum(r["side"] == "passed" for r in mine)
         runtime = sum(r["side"] == "runtime" for r in mine)
+        cut = sum(r["side"] == "cut" for r in mine)
         ts = [r["time_s"] for r in mine if r["time_s"] is not None]
         lat = [x / 1000 for r in mine for x in r.get("latencies", [])]
         spread = f"{min(ts):.0f}–{max(ts):.0f}" if ts else "-"
@@ -161,6 +165,7 @@ def main():
         lat_med = f"{statistics.median(lat):.1f}" if lat else "-"
         print(
             f"- {model}: {passed} of {len(mine)} passed; {runtime} ended on the runtime's side; "
+            f"{cut} cut by RUN_TIMEOUT; "
             f"time per run median {med} s (range {spread}); model call median {lat_med} s "
             f"over {len(lat)} calls"
         )

@@ -67,6 +67,16 @@ impl ToolBox {
         if call.name == finish::NAME {
             return finish::call(&self.ctx, &call.arguments);
         }
+        if call.name == crate::model::dispatch::NAME {
+            // The dispatching tool's arguments could not be read: most often a generation cut
+            // off at the token limit in the middle of a string.
+            return ToolOutput::error(format!(
+                "your call was not complete JSON, so no tool ran (was it cut off at the token \
+                 limit?); call one tool with {{\"tool\": NAME, \"arguments\": {{…}}}} and keep \
+                 the arguments short; got {}",
+                clip(&call.arguments, 200)
+            ));
+        }
         if self.builtin.iter().any(|t| t.name == call.name) || !call.name.contains("__") {
             return tools::call(&self.ctx, &call.name, &call.arguments).await;
         }
@@ -99,6 +109,18 @@ impl ToolBox {
         }
         tools::call(&self.ctx, &call.name, &call.arguments).await
     }
+}
+
+/// `text` cut to about `max` bytes, at a character boundary.
+fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
 }
 
 /// What one child session is asked to do.

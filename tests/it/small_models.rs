@@ -178,6 +178,11 @@ async fn the_dispatching_tool_is_unwrapped_into_the_chosen_call() {
     let (origin, script) = Script::serve(
         "/v1/chat/completions",
         vec![
+            // Cut off at the token limit inside a string: no tool runs, the model is told why.
+            completion(
+                "",
+                &[("call_tool", r#"{"tool": "write", "arguments": {"path": "repo/greeting.txt", "content": "Hel"#)],
+            ),
             wrapped(
                 "write",
                 json!({"path": "repo/greeting.txt", "content": "Hello from nlah!\n"}),
@@ -198,13 +203,22 @@ async fn the_dispatching_tool_is_unwrapped_into_the_chosen_call() {
         ])
         .await;
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
-    assert_eq!(script.bodies().len(), 2);
+    assert_eq!(script.bodies().len(), 3);
     let tools: Vec<String> = ran
         .kinds("tool-call")
         .iter()
         .map(|e| e["tool"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(tools, ["write", "finish"]);
+    assert_eq!(tools, ["call_tool", "write", "finish"]);
+    let told = script.bodies()[1]["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(told.contains("not complete JSON"), "{told}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
