@@ -31,7 +31,7 @@ def classify(ws):
     rec = json.loads(rec_path.read_text())
     ev = events(ws)
     kinds = lambda k: [e for e in ev if e["event"] == k]
-    failed_calls = [e for e in kinds("model-call") if e["finish_reason"].startswith(("error", "cancelled"))]
+    failed_calls = [e for e in kinds("model-call") if e["finish_reason"].startswith("error")]
     refused = [
         e for e in kinds("tool-call") if not e["ok"] and e.get("exit_code") is None
     ]
