@@ -291,6 +291,8 @@ fn record(c: &Cell, version: &str) -> RunRecord {
             tool_calls: 30,
             parent_tool_calls: 0,
             child_count: 4,
+            empty_answers: 0,
+            repairs: 0,
             stages: ["plan", "execute", "verify", "repair"]
                 .iter()
                 .map(|s| StageMetrics {
@@ -302,6 +304,7 @@ fn record(c: &Cell, version: &str) -> RunRecord {
                 })
                 .collect(),
         },
+        requests: Default::default(),
         sandbox: "landlock: enforced; network: private namespace".into(),
     }
 }

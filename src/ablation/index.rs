@@ -569,6 +569,7 @@ mod tests {
             verifier: None,
             error_class: None,
             metrics,
+            requests: Default::default(),
             sandbox: String::new(),
         }
     }

@@ -4,6 +4,7 @@
 pub mod budget;
 pub mod command;
 pub mod mcp;
+pub mod realize;
 pub mod session;
 pub mod shared_budget;
 pub mod tools;

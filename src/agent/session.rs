@@ -5,13 +5,15 @@
 //! after each tool result.
 
 use std::path::Path;
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::budget::{Exhausted, Meter};
 use super::mcp::McpClient;
-use super::tools::{self, ToolContext, ToolOutput};
+use super::realize::{self, Note};
+use super::tools::{self, ToolContext, ToolOutput, finish};
 use crate::model::retry::{self, RetryPolicy};
 use crate::model::{
     ChatBackend, ChatRequest, ChatResponse, Message, ModelError, ToolCall, ToolChoice, ToolSpec,
@@ -37,6 +39,11 @@ pub trait SessionObserver: Send + Sync {
     fn model_call(&self, resp: &ChatResponse);
     fn tool_call(&self, call: &ToolCall, out: &ToolOutput, duration_ms: u64);
     fn retry(&self, note: &retry::RetryNote);
+    /// A call that reached the server and failed (`class`), or was cut off (`cancelled`): it
+    /// counts as a call made.
+    fn call_failed(&self, _class: &str, _usage: &Usage) {}
+    /// The loop repaired or nudged an answer (see `realize`).
+    fn interface(&self, _note: &Note) {}
 }
 
 /// The tools a child can call: the built-ins and those of MCP servers.
@@ -47,6 +54,7 @@ pub struct ToolBox {
 }
 
 impl ToolBox {
+    /// The tools offered: the built-ins (with `finish`: see `tools::finish`) and the MCP servers'.
     pub fn specs(&self) -> Vec<ToolSpec> {
         let mut v = self.builtin.clone();
         for m in &self.mcp {
@@ -56,6 +64,19 @@ impl ToolBox {
     }
 
     pub async fn call(&self, call: &ToolCall) -> ToolOutput {
+        if call.name == finish::NAME {
+            return finish::call(&self.ctx, &call.arguments);
+        }
+        if call.name == crate::model::dispatch::NAME {
+            // The dispatching tool's arguments could not be read: most often a generation cut
+            // off at the token limit in the middle of a string.
+            return ToolOutput::error(format!(
+                "your call was not complete JSON, so no tool ran (was it cut off at the token \
+                 limit?); call one tool with {{\"tool\": NAME, \"arguments\": {{…}}}} and keep \
+                 the arguments short; got {}",
+                clip(&call.arguments, 200)
+            ));
+        }
         if self.builtin.iter().any(|t| t.name == call.name) || !call.name.contains("__") {
             return tools::call(&self.ctx, &call.name, &call.arguments).await;
         }
@@ -90,6 +111,18 @@ impl ToolBox {
     }
 }
 
+/// `text` cut to about `max` bytes, at a character boundary.
+fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
+}
+
 /// What one child session is asked to do.
 #[derive(Debug, Clone)]
 pub struct SessionSpec {
@@ -103,6 +136,97 @@ pub struct SessionSpec {
     pub temperature: Option<f32>,
     pub seed: Option<u64>,
     pub retry: RetryPolicy,
+    /// The model's context window: a request surely larger is not sent.
+    pub context_window: Option<u64>,
+}
+
+/// Empty answers (no text, no tool call) answered with a nudge before the child is ended: a
+/// grammar quirk of some chat formats, not the model's decision to stop.
+pub const EMPTY_ANSWER_NUDGES: u32 = 2;
+
+/// What the loop says after an empty answer.
+const NUDGE: &str = "Your last answer was empty: no text and no tool call. Continue your task by     calling a tool; when you are done, call `finish` with your status and report.";
+
+/// The tool choice of step `step` (0-based): a named tool is forced at the first step only, then
+/// any tool (so that `finish` and the other tools stay callable); after an empty answer, any
+/// tool unless the run said `none`.
+pub fn choice_for(choice: &ToolChoice, step: u32, nudged: bool) -> ToolChoice {
+    match choice {
+        ToolChoice::Function(_) if step > 0 => ToolChoice::Any,
+        ToolChoice::Auto if nudged => ToolChoice::Any,
+        other => other.clone(),
+    }
+}
+
+/// What a session has spent so far, readable from outside while it runs: a child cut off by its
+/// wall time still reports every call it made, the one in flight included.
+#[derive(Debug, Default)]
+pub struct Tally {
+    inner: Mutex<TallyInner>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct TallyInner {
+    usage: Usage,
+    tool_calls: u64,
+    in_flight: Option<Instant>,
+    notes: Vec<&'static str>,
+}
+
+impl Tally {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TallyInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, u: &Usage) {
+        self.lock().usage.add(u);
+    }
+
+    fn add_tool_call(&self) {
+        self.lock().tool_calls += 1;
+    }
+
+    fn note(&self, kind: &'static str) {
+        self.lock().notes.push(kind);
+    }
+
+    /// Usage and tool calls so far.
+    pub fn spent(&self) -> (Usage, u64) {
+        let t = self.lock();
+        (t.usage, t.tool_calls)
+    }
+
+    /// How many interface notes of `kind` there were.
+    pub fn count(&self, kind: &str) -> u64 {
+        self.lock().notes.iter().filter(|k| **k == kind).count() as u64
+    }
+
+    /// How many notes there were in all, empty answers aside: the repairs.
+    pub fn repairs(&self) -> u64 {
+        self.lock()
+            .notes
+            .iter()
+            .filter(|k| **k != "empty-answer" && **k != "html-entities-kept")
+            .count() as u64
+    }
+
+    /// The session was dropped: the call in flight, if any, was cut off. Counts it (one call,
+    /// its time, no tokens: the server said nothing) and returns its usage.
+    pub fn cut_off(&self) -> Option<Usage> {
+        let mut t = self.lock();
+        let started = t.in_flight.take()?;
+        let u = Usage {
+            calls: 1,
+            latency_ms: millis(started.elapsed()),
+            ..Usage::default()
+        };
+        t.usage.add(&u);
+        Some(u)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Why a session ended.
@@ -156,6 +280,8 @@ pub struct Session<'a> {
     /// The child's RESPONSE.md: once it exists after a tool step, the child has reported and the
     /// loop stops (models forced to call tools never stop by themselves).
     pub response_file: &'a Path,
+    /// Where the session counts what it spends as it goes.
+    pub tally: &'a Tally,
 }
 
 /// Runs a child to its end.
@@ -169,6 +295,7 @@ pub async fn run(s: Session<'_>) -> SessionResult {
         meter,
         transcript,
         response_file,
+        tally,
     } = s;
     let mut log = Transcript::open(transcript);
     let mut messages = vec![Message::system(&spec.system), Message::user(&spec.task)];
@@ -176,37 +303,62 @@ pub async fn run(s: Session<'_>) -> SessionResult {
         log.write(&Line::Message { message: m });
     }
     let specs = tools.specs();
-    let mut usage = Usage::default();
-    let mut tool_calls = 0u64;
+    let mut nudges = 0u32;
+    let mut nudged = false;
     let end = 'outer: {
         for step in 0..spec.max_steps {
             let mut req = ChatRequest {
                 model: spec.model.clone(),
                 messages: messages.clone(),
                 tools: specs.clone(),
-                tool_choice: spec.tool_choice.clone(),
+                tool_choice: choice_for(&spec.tool_choice, step, nudged),
                 max_tokens: spec.max_tokens,
                 temperature: spec.temperature,
                 seed: spec.seed,
                 trace: Some(format!("{}#{}", spec.id, step + 1)),
             };
             hooks.before_model(&mut req);
+            if let Some(window) = spec.context_window {
+                let least = req.least_prompt_tokens();
+                if least > window {
+                    break 'outer End::Model(ModelError::ContextOverflow {
+                        prompt_tokens: least,
+                        window,
+                    });
+                }
+            }
             // Counted before it is sent (parallel children see it), settled with the real usage.
             let reservation = match meter.reserve_model_call(req.estimated_prompt_tokens()) {
                 Ok(r) => r,
                 Err(e) => break 'outer End::Budget(e),
             };
-            let result = retry::with_retries(
-                spec.retry.clone(),
-                |note| obs.retry(note),
-                || backend.complete(&req),
-            )
-            .await;
+            let attempt = || async {
+                tally.lock().in_flight = Some(Instant::now());
+                let started = Instant::now();
+                let r = backend.complete(&req).await;
+                tally.lock().in_flight = None;
+                if let Err(e) = &r
+                    && e.reached_server()
+                {
+                    // The server worked on it: one call, whatever came of it.
+                    let u = Usage {
+                        calls: 1,
+                        latency_ms: millis(started.elapsed()),
+                        ..Usage::default()
+                    };
+                    tally.add(&u);
+                    meter.add_usage(&u);
+                    obs.call_failed(e.class(), &u);
+                }
+                r
+            };
+            let result =
+                retry::with_retries(spec.retry.clone(), |note| obs.retry(note), attempt).await;
             let mut resp = match result {
                 Ok(r) => r,
                 Err(e) => break 'outer End::Model(e),
             };
-            usage.add(&resp.usage);
+            tally.add(&resp.usage);
             reservation.settle(&resp.usage);
             obs.model_call(&resp);
             log.write(&Line::Usage {
@@ -214,15 +366,45 @@ pub async fn run(s: Session<'_>) -> SessionResult {
                 finish_reason: &resp.finish_reason,
             });
             hooks.after_output(&mut resp);
+            for note in realize::repair(&mut resp, step + 1) {
+                tally.note(note.kind);
+                obs.interface(&note);
+            }
             log.write(&Line::Message {
                 message: &resp.message,
             });
             let calls = resp.message.tool_calls.clone();
             messages.push(resp.message.clone());
+            nudged = false;
+            if realize::is_empty(&resp) && nudges < EMPTY_ANSWER_NUDGES {
+                nudges += 1;
+                nudged = true;
+                let note = Note {
+                    kind: "empty-answer",
+                    detail: format!(
+                        "an answer with no text and no tool call (finish reason {}); nudge {nudges} of {EMPTY_ANSWER_NUDGES}",
+                        resp.finish_reason
+                    ),
+                };
+                tally.note(note.kind);
+                obs.interface(&note);
+                let nudge = Message::user(NUDGE);
+                log.write(&Line::Message { message: &nudge });
+                messages.push(nudge);
+                continue;
+            }
             if calls.is_empty() {
                 break 'outer End::Finished(resp.message.content);
             }
+            let mut finished = false;
             for call in &calls {
+                if finished {
+                    // Calls after `finish` are not run, but every call needs its result.
+                    let skipped = Message::tool_result(&call.id, "not run: the turn had ended");
+                    log.write(&Line::Message { message: &skipped });
+                    messages.push(skipped);
+                    continue;
+                }
                 if let Err(e) = meter.check_tool_call() {
                     break 'outer End::Budget(e);
                 }
@@ -230,7 +412,7 @@ pub async fn run(s: Session<'_>) -> SessionResult {
                 let mut out = tools.call(call).await;
                 hooks.after_tool(call, &mut out);
                 meter.add_tool_call();
-                tool_calls += 1;
+                tally.add_tool_call();
                 obs.tool_call(call, &out, started.elapsed().as_millis() as u64);
                 log.write(&Line::ToolOutput {
                     call_id: &call.id,
@@ -241,8 +423,9 @@ pub async fn run(s: Session<'_>) -> SessionResult {
                 let result = Message::tool_result(&call.id, &out.content);
                 log.write(&Line::Message { message: &result });
                 messages.push(result);
+                finished = call.name == finish::NAME && !out.is_error;
             }
-            if response_file.is_file() {
+            if finished || response_file.is_file() {
                 break 'outer End::Finished(String::new());
             }
         }
@@ -251,6 +434,7 @@ pub async fn run(s: Session<'_>) -> SessionResult {
     log.write(&Line::End {
         reason: format!("{end:?}"),
     });
+    let (usage, tool_calls) = tally.spent();
     SessionResult {
         end,
         usage,

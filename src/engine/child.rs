@@ -8,7 +8,10 @@ use super::response::{self, Head};
 use crate::agent::budget::Exhausted;
 use crate::agent::command::{self, CommandChild};
 use crate::agent::mcp::McpClient;
-use crate::agent::session::{self, End, NoHooks, Session, SessionObserver, SessionSpec, ToolBox};
+use crate::agent::realize::Note;
+use crate::agent::session::{
+    self, End, NoHooks, Session, SessionObserver, SessionSpec, Tally, ToolBox,
+};
 use crate::agent::tools::{self, ToolContext, ToolOutput};
 use crate::harness::model::{GateKind, Role, Stage};
 use crate::model::retry::RetryNote;
@@ -51,6 +54,8 @@ pub struct ChildReport {
     pub tool_calls: u64,
     /// A model or backend failure that is the infrastructure's fault (class).
     pub infra: Option<String>,
+    /// A failure of the run's configuration (`context-overflow`): a result, not retried.
+    pub config: Option<String>,
     pub budget: Option<Exhausted>,
 }
 
@@ -66,6 +71,9 @@ impl ChildReport {
         }
         if self.infra.is_some() {
             return Some(self.end.clone());
+        }
+        if let Some(class) = &self.config {
+            return Some(format!("{class}: {}", self.end));
         }
         if !self.has_response {
             return Some(format!(
@@ -117,6 +125,26 @@ impl SessionObserver for Events<'_> {
             exit_code: out.exit_code,
             duration_ms,
             summary: args,
+        });
+    }
+
+    fn call_failed(&self, class: &str, usage: &Usage) {
+        self.run.emit(EventKind::ModelCall {
+            child: self.child.to_string(),
+            finish_reason: match class {
+                "cancelled" => class.to_string(),
+                _ => format!("error: {class}"),
+            },
+            tool_calls: 0,
+            usage: *usage,
+        });
+    }
+
+    fn interface(&self, note: &Note) {
+        self.run.emit(EventKind::Interface {
+            child: self.child.to_string(),
+            kind: note.kind.to_string(),
+            detail: note.detail.clone(),
         });
     }
 
@@ -251,10 +279,10 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
             Ok(backend) => {
                 let ctx = tool_context(run, &req);
                 let allowed = req.role.tools.clone();
-                let builtin = super::brief::tool_specs(
-                    run.harness.contract.brief,
-                    tools::builtin_specs(allowed.as_deref()),
-                );
+                // `finish` whatever the role's tool list: every child must be able to stop.
+                let mut builtin = tools::builtin_specs(allowed.as_deref());
+                builtin.push(tools::finish::spec());
+                let builtin = super::brief::tool_specs(run.harness.contract.brief, builtin);
                 let mut mcp = Vec::new();
                 // A server is the harness's code: it reads the harness folder besides what the
                 // child may read.
@@ -288,16 +316,24 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                     task: text.clone(),
                     tool_choice: run.opts.settings.tool_choice(),
                     max_steps: run.opts.settings.max_steps,
-                    max_tokens: run.opts.settings.max_tokens,
+                    max_tokens: run.opts.settings.max_tokens(),
                     temperature: run.opts.settings.temperature,
                     seed: Some(run.opts.seed),
                     retry: run.opts.settings.retry(),
+                    context_window: match run.opts.settings.context_window {
+                        Some(w) => Some(w),
+                        None => backend.context_window().await,
+                    },
                 };
+                if let Some(w) = sspec.context_window {
+                    run.checked_window(w);
+                }
                 let obs = Events {
                     run,
                     child: &req.id,
                 };
                 let transcript = dir.join("transcript.jsonl");
+                let tally = Tally::default();
                 let session = session::run(Session {
                     backend: backend.as_ref(),
                     spec: &sspec,
@@ -307,22 +343,33 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                     meter: &run.meter,
                     transcript: &transcript,
                     response_file: &response_file,
+                    tally: &tally,
                 });
                 let out = match tokio::time::timeout(time_left.max(Duration::from_secs(1)), session)
                     .await
                 {
                     Ok(o) => o,
-                    Err(_) => session::SessionResult {
-                        end: End::Budget(Exhausted {
-                            budget: "wall time",
-                            limit: format!("{} s", time_left.as_secs()),
-                            used: "all".into(),
-                            request: None,
-                        }),
-                        usage: Usage::default(),
-                        tool_calls: 0,
-                    },
+                    Err(_) => {
+                        // Dropping the session closed its connection (a streamed generation
+                        // stops there); the call it cut off still counts.
+                        if let Some(u) = tally.cut_off() {
+                            run.meter.add_usage(&u);
+                            obs.call_failed("cancelled", &u);
+                        }
+                        let (usage, tool_calls) = tally.spent();
+                        session::SessionResult {
+                            end: End::Budget(Exhausted {
+                                budget: "wall time",
+                                limit: format!("{} s", time_left.as_secs()),
+                                used: "all".into(),
+                                request: None,
+                            }),
+                            usage,
+                            tool_calls,
+                        }
+                    }
                 };
+                run.add_interface(tally.count("empty-answer"), tally.repairs());
                 for m in toolbox.mcp {
                     m.shutdown().await;
                 }
@@ -347,7 +394,12 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                             class: e.class().to_string(),
                             message: e.to_string(),
                         });
-                        report.infra = Some(e.class().to_string());
+                        if e.is_configuration() {
+                            run.config_failure(e.class());
+                            report.config = Some(e.class().to_string());
+                        } else {
+                            report.infra = Some(e.class().to_string());
+                        }
                         e.to_string()
                     }
                 };

@@ -175,6 +175,10 @@ pub struct Run {
     pub sandbox: String,
     metrics: Mutex<Metrics>,
     events_failed: Mutex<Option<String>>,
+    /// The class of a configuration failure a child met (`context-overflow`), if any.
+    config_error: Mutex<Option<String>>,
+    /// The context window requests were checked against (a setting, or the server's word).
+    window: Mutex<Option<u64>>,
 }
 
 impl Run {
@@ -223,6 +227,24 @@ impl Run {
         } else {
             m.children.add(usage);
         }
+    }
+
+    /// Counts what the loop did at the model interface (nudges, repairs).
+    pub fn add_interface(&self, empty_answers: u64, repairs: u64) {
+        let mut m = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
+        m.empty_answers += empty_answers;
+        m.repairs += repairs;
+    }
+
+    /// Remembers a configuration failure (the first one) for run.json's `error_class`.
+    pub fn config_failure(&self, class: &str) {
+        let mut g = self.config_error.lock().unwrap_or_else(|p| p.into_inner());
+        g.get_or_insert_with(|| class.to_string());
+    }
+
+    /// Notes the context window a child's requests were checked against, for run.json.
+    pub fn checked_window(&self, window: u64) {
+        *self.window.lock().unwrap_or_else(|p| p.into_inner()) = Some(window);
     }
 
     fn stage_metrics(&self, stage: &str, passed: bool, usage: &Usage, tool_calls: u64) {
@@ -336,6 +358,8 @@ pub fn prepare(opts: RunOptions) -> Result<Run, EngineError> {
         meter: Meter::new(limits).sharing(opts.shared_budget.clone()),
         sandbox: enforcement.summary(),
         metrics: Mutex::new(Metrics::default()),
+        config_error: Mutex::new(None),
+        window: Mutex::new(None),
         events_failed: Mutex::new(None),
         opts,
         ws,
@@ -380,6 +404,10 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
         error_class: None,
         metrics: Metrics::default(),
         sandbox: run.sandbox.clone(),
+        requests: crate::record::RequestBounds {
+            max_tokens: run.opts.settings.max_tokens(),
+            context_window: run.opts.settings.context_window,
+        },
     };
     write_record(&run, &record)?;
     run.emit(EventKind::RunStarted {
@@ -479,9 +507,18 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
             }
         }
     };
+    if let Some(w) = *run.window.lock().unwrap_or_else(|p| p.into_inner()) {
+        record.requests.context_window = Some(w);
+    }
     record.error_class = infra
         .clone()
-        .or(tampered.as_ref().map(|_| "tampering".to_string()));
+        .or(tampered.as_ref().map(|_| "tampering".to_string()))
+        .or_else(|| {
+            run.config_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        });
     record.outcome = match (&verdict, infra.is_some()) {
         (_, true) => RunOutcome::Error,
         _ if tampered.is_some() => RunOutcome::Failed,

@@ -21,6 +21,10 @@ pub mod defaults {
     pub const TOOL_CHOICE: &str = "auto";
     pub const MAX_STEPS: u32 = 40;
     pub const RETRIES: u32 = 5;
+    /// Completion tokens per call: enough for a whole file in one `write` (about 12 KiB of code)
+    /// and a reasoning model's thinking, and a bound on a runaway generation (on 2 CPU cores a
+    /// 0.5B model writes about 30 tokens/s: 4096 tokens are about two minutes).
+    pub const MAX_TOKENS: u32 = 4096;
 }
 
 /// The `nlah run` flags that every cell of a matrix shares.
@@ -36,15 +40,22 @@ pub struct RunSettings {
     /// An environment variable a command: backend may see (its own API key); repeatable.
     #[arg(long = "pass-env", value_name = "VAR")]
     pub pass_env: Vec<String>,
-    /// `auto` (default), `none`, or a tool name to force (small local models need it).
+    /// `auto` (default), `none`, `any` (some tool every step, the finish tool included), or a
+    /// tool name to force at the first step, then `any` (small local models need forcing).
     #[arg(long, default_value = defaults::TOOL_CHOICE)]
     pub tool_choice: String,
     /// Model steps per child at most.
     #[arg(long, default_value_t = defaults::MAX_STEPS)]
     pub max_steps: u32,
-    /// Completion tokens per model call at most.
-    #[arg(long)]
-    pub max_tokens: Option<u32>,
+    /// Completion tokens per model call at most; 0 sends no limit.
+    // A matrix.json written when the field was optional has `null` there: no limit, as then.
+    #[arg(long, default_value_t = defaults::MAX_TOKENS)]
+    #[serde(deserialize_with = "null_is_no_limit")]
+    pub max_tokens: u32,
+    /// The model's context window in tokens: a request that cannot fit is not sent (the run
+    /// fails as a configuration failure). Default: what the server says, else unchecked.
+    #[arg(long, value_name = "TOKENS")]
+    pub context_window: Option<u64>,
     #[arg(long)]
     pub temperature: Option<f32>,
     /// Attempts per model call on 429, 5xx, timeouts and malformed answers.
@@ -59,11 +70,16 @@ impl Default for RunSettings {
             pass_env: Vec::new(),
             tool_choice: defaults::TOOL_CHOICE.into(),
             max_steps: defaults::MAX_STEPS,
-            max_tokens: None,
+            max_tokens: defaults::MAX_TOKENS,
+            context_window: None,
             temperature: None,
             retries: defaults::RETRIES,
         }
     }
+}
+
+fn null_is_no_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    Ok(Option::<u32>::deserialize(d)?.unwrap_or(0))
 }
 
 impl RunSettings {
@@ -72,8 +88,14 @@ impl RunSettings {
         match self.tool_choice.as_str() {
             "auto" => ToolChoice::Auto,
             "none" => ToolChoice::None,
+            "any" => ToolChoice::Any,
             tool => ToolChoice::Function(tool.to_string()),
         }
+    }
+
+    /// `--max-tokens` as requests take it: 0 is no limit.
+    pub fn max_tokens(&self) -> Option<u32> {
+        (self.max_tokens > 0).then_some(self.max_tokens)
     }
 
     /// The retry policy of model calls: `--retries` attempts (at least one), default backoff.
@@ -101,6 +123,7 @@ impl RunSettings {
             tool_choice,
             max_steps,
             max_tokens,
+            context_window,
             temperature,
             retries,
         } = flags;
@@ -118,6 +141,9 @@ impl RunSettings {
         }
         if given("max_tokens") {
             self.max_tokens = *max_tokens;
+        }
+        if given("context_window") {
+            self.context_window = *context_window;
         }
         if given("temperature") {
             self.temperature = *temperature;
@@ -153,6 +179,13 @@ mod tests {
         assert_eq!(flags, RunSettings::default());
         let from_empty: RunSettings = serde_json::from_str("{}").unwrap();
         assert_eq!(from_empty, RunSettings::default());
+        assert_eq!(
+            RunSettings::default().max_tokens(),
+            Some(defaults::MAX_TOKENS)
+        );
+        // Stored before there was a default: no limit, as then.
+        let old: RunSettings = serde_json::from_str(r#"{"max_tokens": null}"#).unwrap();
+        assert_eq!(old.max_tokens(), None);
         assert_eq!(RunSettings::default().tool_choice(), ToolChoice::Auto);
         assert_eq!(RunSettings::default().retry(), RetryPolicy::default());
     }
@@ -187,7 +220,7 @@ mod tests {
             RunSettings {
                 max_steps: 40,
                 tool_choice: "none".into(),
-                max_tokens: Some(9),
+                max_tokens: 9,
                 ..stored
             }
         );

@@ -277,6 +277,11 @@ pub fn describe(kind: &EventKind) -> String {
             };
             format!("{tool} {} ({status})", clip(summary, 80))
         }
+        EventKind::Interface {
+            child,
+            kind,
+            detail,
+        } => format!("{kind} of {child}: {}", clip(detail, 160)),
         EventKind::GatePassed { gate, .. } => format!("gate {gate}"),
         EventKind::GateFailed { gate, reason, .. } => {
             format!("gate {gate}: {}", clip(reason, 160))

@@ -141,7 +141,9 @@ pub fn build(run: &RunDir, opts: Options) -> Timeline {
             ),
             EventKind::GatePassed { .. } | EventKind::CandidateSelected { .. } => (1, Mark::Pass),
             EventKind::GateFailed { .. } => (1, Mark::Fail),
-            EventKind::BudgetHit { .. } | EventKind::Retry { .. } => (1, Mark::Warn),
+            EventKind::BudgetHit { .. } | EventKind::Retry { .. } | EventKind::Interface { .. } => {
+                (1, Mark::Warn)
+            }
             EventKind::Reflection { .. } => (1, Mark::Info),
             EventKind::OrchestratorChoice { accepted, .. } => {
                 (1, if *accepted { Mark::Info } else { Mark::Warn })

@@ -155,6 +155,7 @@ impl AnthropicBackend {
                 ToolChoice::Auto => json!({"type": "auto"}),
                 ToolChoice::None => json!({"type": "none"}),
                 ToolChoice::Function(name) => json!({"type": "tool", "name": name}),
+                ToolChoice::Any => json!({"type": "any"}),
             };
             body.insert("tool_choice".into(), choice);
         }

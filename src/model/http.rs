@@ -112,6 +112,24 @@ impl Endpoint {
         read_answer(resp, &self.url, self.timeout).await
     }
 
+    /// GETs the sibling path `path` of this endpoint (`/chat/completions` → `/models`) as JSON,
+    /// with the key, within 10 s; `None` on any failure (what it asks is optional).
+    pub async fn get_sibling(&self, own: &str, path: &str) -> Option<Value> {
+        let url = format!("{}{path}", self.url.strip_suffix(own)?);
+        let mut http = self.client.get(&url).timeout(Duration::from_secs(10));
+        if let Some(key) = &self.api_key {
+            http = match self.auth {
+                Auth::Bearer => http.bearer_auth(key),
+                Auth::Header(name) => http.header(name, key),
+            };
+        }
+        let resp = http.send().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.json().await.ok()
+    }
+
     /// Names this endpoint in an error the body reported (the parsers do not know it).
     pub fn locate(&self, e: ModelError) -> ModelError {
         match e {

@@ -6,9 +6,11 @@
 //! `agent::command`.
 
 pub mod anthropic;
+pub mod dispatch;
 mod http;
 pub mod openai;
 pub mod prices;
+pub mod repair;
 pub mod replay;
 pub mod retry;
 pub mod spec;
@@ -97,6 +99,10 @@ pub enum ToolChoice {
     None,
     /// Force a call of this tool (small local models only call tools when forced).
     Function(String),
+    /// Force a call of some tool, the model choosing which (the finish tool included), so that
+    /// a forced model can still end its turn. OpenAI-compatible servers that can only force a
+    /// named tool (llama.cpp) get it as one dispatching tool: see `openai::dispatch`.
+    Any,
 }
 
 /// A request to a chat backend.
@@ -148,6 +154,13 @@ impl ChatRequest {
         let bytes = (messages + tools) as u64;
         bytes.div_ceil(3) + 8 * self.messages.len() as u64
     }
+
+    /// The prompt's size in tokens, estimated low: one token per 5 bytes (BPE tokenizers rarely
+    /// do better on English, code or JSON). A request refused because this exceeds the model's
+    /// context window surely would not have fit; the server's own answer covers the rest.
+    pub fn least_prompt_tokens(&self) -> u64 {
+        (self.estimated_prompt_tokens() - 8 * self.messages.len() as u64) * 3 / 5
+    }
 }
 
 /// The model's answer to one request.
@@ -182,14 +195,36 @@ pub enum ModelError {
     Replay(String),
     #[error("{0}")]
     Config(String),
+    /// A request that cannot fit the model's context window, refused before it was sent.
+    #[error(
+        "the request (at least {prompt_tokens} prompt tokens) cannot fit the model's context window of {window} tokens"
+    )]
+    ContextOverflow { prompt_tokens: u64, window: u64 },
+}
+
+/// Whether an error body says the prompt is over the context window: OpenAI's and llama.cpp's
+/// `context_length_exceeded`, llama-cpp-python's "exceed context window", vLLM's "maximum
+/// context length".
+fn is_overflow_text(body: &str) -> bool {
+    let b = body.to_ascii_lowercase();
+    b.contains("context_length_exceeded")
+        || b.contains("exceed context window")
+        || b.contains("maximum context length")
+        || b.contains("exceeds the available context size")
 }
 
 impl ModelError {
     /// A stable name for history: `auth`, `rate-limited`, `server-error`, `client-error`,
-    /// `timeout`, `unreachable`, `malformed`, `replay`, `config`.
+    /// `context-overflow`, `timeout`, `unreachable`, `malformed`, `replay`, `config`.
     pub fn class(&self) -> &'static str {
         match self {
             ModelError::MissingKey { .. } => "auth",
+            ModelError::ContextOverflow { .. } => "context-overflow",
+            ModelError::Http {
+                status: 400 | 413,
+                body,
+                ..
+            } if is_overflow_text(body) => "context-overflow",
             ModelError::Http {
                 status: 401 | 403, ..
             } => "auth",
@@ -212,6 +247,22 @@ impl ModelError {
         )
     }
 
+    /// Whether the failed call reached the server, so that it counts as a call made (the server
+    /// may have spent prompt processing or generation on it): an HTTP error answer, a timeout or
+    /// a broken or malformed body. Calls refused before sending and unreachable servers do not.
+    pub fn reached_server(&self) -> bool {
+        matches!(
+            self,
+            ModelError::Http { .. } | ModelError::Timeout { .. } | ModelError::Malformed(_)
+        )
+    }
+
+    /// Whether the failure says the run's configuration (model, context window, harness size)
+    /// cannot work, so running the same cell again would fail the same way.
+    pub fn is_configuration(&self) -> bool {
+        self.class() == "context-overflow"
+    }
+
     /// What the server asked us to wait (Retry-After), if anything.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -227,6 +278,11 @@ pub trait ChatBackend: Send + Sync {
         &'a self,
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChatResponse, ModelError>>;
+
+    /// The model's context window in tokens, where the server says it; `None` otherwise.
+    fn context_window(&self) -> BoxFuture<'_, Option<u64>> {
+        Box::pin(async { None })
+    }
 }
 
 /// A shared backend is a backend (recorders and caches hold `Arc<dyn ChatBackend>`).
@@ -236,6 +292,10 @@ impl<T: ChatBackend + ?Sized> ChatBackend for std::sync::Arc<T> {
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChatResponse, ModelError>> {
         (**self).complete(req)
+    }
+
+    fn context_window(&self) -> BoxFuture<'_, Option<u64>> {
+        (**self).context_window()
     }
 }
 

@@ -2,6 +2,7 @@
 //! (vLLM, llama.cpp, Ollama) that speak the same streamed protocol with small quirks. The HTTP
 //! and SSE plumbing it shares with `anthropic.rs` lives in `http.rs` and `sse.rs`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +17,7 @@ use super::prices::Prices;
 use super::sse::{Answer, SseEvent, json_events};
 use super::{
     ChatBackend, ChatRequest, ChatResponse, Message, ModelError, Role, ToolCall, ToolChoice,
+    ToolSpec, dispatch,
 };
 use crate::record::Usage;
 
@@ -37,6 +39,8 @@ pub struct OpenAiBackend {
     /// ignores `stream_options`, as llama-cpp-python does), because plain answers always carry
     /// usage and budgets need it.
     streaming: AtomicBool,
+    /// The context window the server reported, asked once.
+    window: tokio::sync::OnceCell<Option<u64>>,
 }
 
 impl fmt::Debug for OpenAiBackend {
@@ -72,6 +76,7 @@ impl OpenAiBackend {
             prices: Prices::default(),
             official,
             streaming: AtomicBool::new(true),
+            window: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -137,19 +142,36 @@ impl OpenAiBackend {
             .map(WireMessage::of)
             .collect::<Result<_, _>>()?;
         let streaming = self.streaming();
+        // "Any tool" where only a named tool can be forced: one dispatching tool (dispatch.rs).
+        let dispatching = self.dispatches(req);
         // Servers reject `tool_choice` without tools, so both go together or not at all.
-        let tools: Vec<WireTool<'_>> = req
-            .tools
-            .iter()
-            .map(|t| WireTool {
+        let tools: Vec<WireTool<'_>> = if dispatching {
+            let ToolSpec {
+                name,
+                description,
+                parameters,
+            } = dispatch::spec(&req.tools);
+            vec![WireTool {
                 kind: "function",
                 function: WireFunction {
-                    name: &t.name,
-                    description: &t.description,
-                    parameters: &t.parameters,
+                    name: Cow::Owned(name),
+                    description: Cow::Owned(description),
+                    parameters: Cow::Owned(parameters),
                 },
-            })
-            .collect();
+            }]
+        } else {
+            req.tools
+                .iter()
+                .map(|t| WireTool {
+                    kind: "function",
+                    function: WireFunction {
+                        name: Cow::Borrowed(&t.name),
+                        description: Cow::Borrowed(&t.description),
+                        parameters: Cow::Borrowed(&t.parameters),
+                    },
+                })
+                .collect()
+        };
         // Never "required": llama.cpp's function-calling formats fail on it; naming the tool
         // forces a call everywhere.
         let tool_choice = (!tools.is_empty()).then(|| match &req.tool_choice {
@@ -159,6 +181,13 @@ impl OpenAiBackend {
                 kind: "function",
                 function: Named { name },
             },
+            ToolChoice::Any if dispatching => WireChoice::Function {
+                kind: "function",
+                function: Named {
+                    name: dispatch::NAME,
+                },
+            },
+            ToolChoice::Any => WireChoice::Mode("required"),
         });
         Ok(RequestBody {
             model: self.model_for(req),
@@ -176,6 +205,12 @@ impl OpenAiBackend {
         })
     }
 
+    /// Whether `req`'s "any tool" is sent as the dispatching tool: everywhere but OpenAI's own
+    /// API, which knows `required`.
+    fn dispatches(&self, req: &ChatRequest) -> bool {
+        req.tool_choice == ToolChoice::Any && !self.official && !req.tools.is_empty()
+    }
+
     fn model_for<'a>(&'a self, req: &'a ChatRequest) -> &'a str {
         if req.model.is_empty() {
             &self.model
@@ -188,7 +223,7 @@ impl OpenAiBackend {
         let body = self.request_body(req)?;
         let started = Instant::now();
         let answer = self.endpoint.post(&body, &[("X-Title", "nlah")]).await?;
-        let (message, finish_reason, mut usage) = match answer {
+        let (mut message, finish_reason, mut usage) = match answer {
             Answer::Json(v) => parse_completion(&v).map_err(|e| self.endpoint.locate(e))?,
             Answer::Events(events) => {
                 let mut usage = None;
@@ -202,6 +237,12 @@ impl OpenAiBackend {
                 (message, reason, usage.unwrap_or_default())
             }
         };
+        if self.dispatches(req) {
+            message.tool_calls = std::mem::take(&mut message.tool_calls)
+                .into_iter()
+                .map(dispatch::unwrap)
+                .collect();
+        }
         usage.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         usage.calls = 1;
         usage.cost_usd = self.prices.cost(self.model_for(req), &usage).unwrap_or(0.0);
@@ -220,6 +261,36 @@ impl ChatBackend for OpenAiBackend {
     ) -> BoxFuture<'a, Result<ChatResponse, ModelError>> {
         Box::pin(self.call(req))
     }
+
+    fn context_window(&self) -> BoxFuture<'_, Option<u64>> {
+        Box::pin(async {
+            *self
+                .window
+                .get_or_init(|| async {
+                    let models = self
+                        .endpoint
+                        .get_sibling("/chat/completions", "/models")
+                        .await?;
+                    window_of(&models, &self.model)
+                })
+                .await
+        })
+    }
+}
+
+/// The context window a `/models` answer gives for `model` (or for its only model): vLLM's
+/// `max_model_len`, OpenRouter's `context_length`, or `context_window`; llama.cpp's servers give
+/// none that is the running context (llama-cpp-python's entries have no such field).
+fn window_of(models: &Value, model: &str) -> Option<u64> {
+    let data = models["data"].as_array()?;
+    let entry = data
+        .iter()
+        .find(|m| m["id"] == model)
+        .or_else(|| (data.len() == 1).then(|| &data[0]))?;
+    ["max_model_len", "context_length", "context_window"]
+        .iter()
+        .find_map(|k| entry[*k].as_u64())
+        .filter(|n| *n > 0)
 }
 
 /// The body of a Chat Completions request.
@@ -325,9 +396,9 @@ struct WireTool<'a> {
 
 #[derive(Serialize)]
 struct WireFunction<'a> {
-    name: &'a str,
-    description: &'a str,
-    parameters: &'a Value,
+    name: Cow<'a, str>,
+    description: Cow<'a, str>,
+    parameters: Cow<'a, Value>,
 }
 
 #[derive(Serialize)]

@@ -81,6 +81,10 @@ impl RecordedError {
             },
             ("malformed", None) => ModelError::Malformed(inner("malformed response: ")),
             ("config", None) => ModelError::Config(self.message.clone()),
+            ("context-overflow", None) => ModelError::ContextOverflow {
+                prompt_tokens: 0,
+                window: 0,
+            },
             _ => ModelError::Replay(inner("replay: ")),
         }
     }

@@ -174,6 +174,13 @@ pub enum EventKind {
         class: String,
         message: String,
     },
+    /// The loop repaired a model's answer or nudged an empty one (`empty-answer`,
+    /// `text-tool-call`, `control-characters`, `html-entities`, `html-entities-kept`).
+    Interface {
+        child: String,
+        kind: String,
+        detail: String,
+    },
     VerifierFinished {
         passed: bool,
         reward: Option<f64>,

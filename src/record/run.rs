@@ -85,6 +85,12 @@ pub struct Metrics {
     pub parent_tool_calls: u64,
     pub child_count: u64,
     pub stages: Vec<StageMetrics>,
+    /// Answers with no text and no tool call that the loop nudged rather than ending the child.
+    #[serde(default)]
+    pub empty_answers: u64,
+    /// Tool calls the loop repaired (text tool calls, raw control characters, HTML entities).
+    #[serde(default)]
+    pub repairs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,10 +107,23 @@ pub struct RunRecord {
     /// Why the run ended as it did, in a sentence.
     pub reason: String,
     pub verifier: Option<VerifierRecord>,
-    /// For `Error` outcomes: the failure class (`auth`, `unreachable`, `rate-limited`, …).
+    /// For `Error` outcomes: the failure class (`auth`, `unreachable`, `rate-limited`, …); for
+    /// results that a configuration failure ended (`context-overflow`: a request the model's
+    /// context cannot hold), that class: running the cell again would fail the same way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_class: Option<String>,
     pub metrics: Metrics,
     /// What the sandbox enforced on this machine.
     pub sandbox: String,
+    /// The bounds every model request of the run was sent with.
+    #[serde(default)]
+    pub requests: RequestBounds,
+}
+
+/// The bounds of each model request: completion tokens (`None`: none sent) and the model's
+/// context window the runtime checked requests against (`None`: not checked).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestBounds {
+    pub max_tokens: Option<u32>,
+    pub context_window: Option<u64>,
 }

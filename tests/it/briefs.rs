@@ -13,8 +13,9 @@ use crate::support::{TestEnv, assert_fsck, serve};
 mod brief_support;
 
 /// The compact form's targets (system + brief + tool schemas, as sent), from the brief: small
-/// local models have 4k–8k contexts.
-const BASIC_TARGET: usize = 1_500;
+/// local models have 4k–8k contexts. `basic` was 1,500; the `finish` tool every child gets (so
+/// that a model forced to call tools can stop) costs about 60 tokens of schema.
+const BASIC_TARGET: usize = 1_600;
 const SWE_TARGET: usize = 3_000;
 
 /// The larger of the o200k_base and cl100k_base counts, and a tenth more for chat templates'

@@ -1,7 +1,9 @@
-//! End to end against a real small instruction model served on 127.0.0.1 over the OpenAI
-//! protocol (llama.cpp's server with SmolLM2-135M; `.ci/run` installs and starts it and sets
-//! `NLAH_LOCAL_LLM_URL` and `NLAH_LOCAL_LLM_MODEL`). They are ignored by default; run anyway
-//! without those variables, they fail.
+//! End to end against real small instruction models served on 127.0.0.1 over the OpenAI
+//! protocol (llama-cpp-python's server with SmolLM2-135M and Qwen2.5-Coder-0.5B under two
+//! aliases; `.ci/run` starts it with `examples/small-models/serve.sh` and sets
+//! `NLAH_LOCAL_LLM_URL` (the base URL), `NLAH_LOCAL_LLM_MODEL` (SmolLM2's alias) and
+//! `NLAH_LOCAL_LLM_QWEN` (Qwen's alias)). They are ignored by default; run anyway without those
+//! variables, they fail.
 //!
 //! They use a compact charter and harness (prompt processing on two cores dominates their time;
 //! the guarantees do not depend on prompt size). They assert what the runtime guarantees — a complete workspace and history, usage totals equal
@@ -230,4 +232,80 @@ async fn local_llm_that_never_does_the_stage_fails_cleanly() {
             .unwrap()
             .starts_with("run finished: failed")
     );
+}
+
+/// The Qwen model's alias on the same server (`.ci/run` serves both).
+fn qwen() -> String {
+    require_env(
+        "NLAH_LOCAL_LLM_QWEN",
+        "Qwen2.5-Coder-0.5B on the local model server",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a local model server with Qwen2.5-Coder-0.5B; set NLAH_LOCAL_LLM_URL and NLAH_LOCAL_LLM_QWEN (.ci/run does)"]
+async fn local_qwen_forced_to_any_tool_loses_nothing_at_the_interface() {
+    let (url, _) = server();
+    let model = qwen();
+    let (base, seen) = proxy(&url).await;
+    let spec = format!("openai:{model}");
+    let ran = TestEnv::with_base_url(&base)
+        .nlah_run(&[
+            "tests/fixtures/tiny",
+            "tests/fixtures/tasks/write-result",
+            "--charter",
+            "tests/fixtures/charter-mini",
+            "--model",
+            &spec,
+            "--tool-choice",
+            "any",
+            "--max-steps",
+            "4",
+            "--max-tokens",
+            "128",
+            "--temperature",
+            "0",
+        ])
+        .await;
+    assert!(
+        ran.code == 0 || ran.code == 1,
+        "exit {}: {}",
+        ran.code,
+        ran.stderr
+    );
+    let r = ran.record();
+    assert_ne!(r["outcome"], "error", "{r}");
+    // Every call the server answered is in run.json, and in the events.
+    let (calls, prompt, completion) = *seen.lock().unwrap();
+    assert!(calls >= 1, "the model was called");
+    assert_eq!(r["metrics"]["total"]["calls"], calls);
+    assert_eq!(r["metrics"]["total"]["input_tokens"], prompt);
+    assert_eq!(r["metrics"]["total"]["output_tokens"], completion);
+    let events: u64 = ran
+        .kinds("model-call")
+        .iter()
+        .map(|e| e["usage"]["calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(events, calls);
+    // Forced through the dispatching tool, every answer was a call of a real tool with
+    // arguments the runtime could read.
+    let tools = ran.kinds("tool-call");
+    assert!(!tools.is_empty(), "no tool was called");
+    for t in &tools {
+        assert_ne!(t["tool"], "call_tool", "{t}");
+        assert!(!t["summary"].as_str().unwrap_or("").is_empty(), "{t}");
+    }
+    let unreadable = ran
+        .kinds("tool-call")
+        .iter()
+        .filter(|t| t["ok"] == false && t["exit_code"].is_null())
+        .count();
+    let transcript =
+        std::fs::read_to_string(ran.ws.join("children/execute-1/transcript.jsonl")).unwrap();
+    assert!(
+        !transcript.contains("not valid JSON"),
+        "{unreadable} refused calls: {transcript}"
+    );
+    assert_eq!(r["requests"]["max_tokens"], 128);
+    assert!(ran.story().last().unwrap().starts_with("run finished:"));
 }

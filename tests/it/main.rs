@@ -34,5 +34,6 @@ mod run_modules;
 mod sandbox_tools;
 mod slurm_fake;
 mod slurm_real;
+mod small_models;
 mod tasks;
 mod watch;

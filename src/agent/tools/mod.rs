@@ -11,6 +11,7 @@
 
 mod args;
 mod edit;
+pub mod finish;
 mod read;
 mod schema;
 mod shell;

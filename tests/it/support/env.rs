@@ -171,6 +171,17 @@ pub struct Ran {
 }
 
 impl Ran {
+    /// A workspace that a command made by hand (not `nlah_run`) left in `env`.
+    pub fn at(env: &TestEnv, ws: PathBuf) -> Ran {
+        Ran {
+            code: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+            ws,
+            _root: env.root.clone(),
+        }
+    }
+
     pub fn record(&self) -> Value {
         serde_json::from_str(&std::fs::read_to_string(self.ws.join("run.json")).expect("run.json"))
             .expect("json")

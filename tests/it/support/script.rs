@@ -26,6 +26,9 @@ pub enum Reply {
     Truncated(Vec<String>),
     /// Answers `{}` only after this long.
     Slow(Duration),
+    /// An event stream that sends this piece every 50 ms and never ends; `ended` is set when
+    /// the client hangs up (the stream is dropped).
+    Endless(String, Arc<std::sync::atomic::AtomicBool>),
 }
 
 /// The endpoint's memory: the requests it received, and the replies it has still to give.
@@ -82,6 +85,7 @@ async fn answer(State(script): State<Script>, headers: HeaderMap, body: Bytes) -
         }
         Some(Reply::Sse(pieces)) => stream(pieces, false),
         Some(Reply::Truncated(pieces)) => stream(pieces, true),
+        Some(Reply::Endless(piece, ended)) => endless(piece, ended),
         Some(Reply::Slow(d)) => {
             tokio::time::sleep(d).await;
             Response::builder()
@@ -110,6 +114,31 @@ fn stream(pieces: Vec<String>, cut: bool) -> Response {
     Response::builder()
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(futures::stream::iter(items).chain(tail)))
+        .unwrap()
+}
+
+/// Sets its flag when dropped: the response body it lives in was abandoned.
+struct OnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// `piece` every 50 ms, forever, until the client goes away.
+fn endless(piece: String, ended: Arc<std::sync::atomic::AtomicBool>) -> Response {
+    let guard = Arc::new(OnDrop(ended));
+    let body = futures::stream::unfold((piece, guard), |(piece, guard)| async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Some((
+            Ok::<_, std::io::Error>(Bytes::from(piece.clone())),
+            (piece, guard),
+        ))
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(body))
         .unwrap()
 }
 
