@@ -303,6 +303,7 @@ fn record(c: &Cell, version: &str) -> RunRecord {
                 .collect(),
         },
         sandbox: "landlock: enforced; network: private namespace".into(),
+        episode: None,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod charter;
 pub mod check;
 pub mod diag;
 pub mod engine;
+pub mod env;
 pub mod harness;
 pub mod inspect;
 pub mod migrate;

@@ -569,6 +569,7 @@ mod tests {
             error_class: None,
             metrics,
             sandbox: String::new(),
+            episode: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! after each tool result.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -12,6 +13,7 @@ use serde::Serialize;
 use super::budget::{Exhausted, Meter};
 use super::mcp::McpClient;
 use super::tools::{self, ToolContext, ToolOutput};
+use crate::env::Episode;
 use crate::model::retry::{self, RetryPolicy};
 use crate::model::{
     ChatBackend, ChatRequest, ChatResponse, Message, ModelError, ToolCall, ToolChoice, ToolSpec,
@@ -39,11 +41,13 @@ pub trait SessionObserver: Send + Sync {
     fn retry(&self, note: &retry::RetryNote);
 }
 
-/// The tools a child can call: the built-ins and those of MCP servers.
+/// The tools a child can call: the built-ins, those of MCP servers, and the actions of the
+/// task's environment.
 pub struct ToolBox {
     pub ctx: ToolContext,
     pub builtin: Vec<ToolSpec>,
     pub mcp: Vec<McpClient>,
+    pub env: Option<Arc<Episode>>,
 }
 
 impl ToolBox {
@@ -52,10 +56,17 @@ impl ToolBox {
         for m in &self.mcp {
             v.extend(m.tool_specs());
         }
+        if let Some(e) = &self.env {
+            v.extend(e.tool_specs());
+        }
         v
     }
 
     pub async fn call(&self, call: &ToolCall) -> ToolOutput {
+        if let Some(e) = self.env.as_ref().filter(|e| e.has_tool(&call.name)) {
+            let child = self.ctx.own_dir.rsplit('/').next().unwrap_or_default();
+            return e.act(child, &call.name, &call.arguments).await;
+        }
         if self.builtin.iter().any(|t| t.name == call.name) || !call.name.contains("__") {
             return tools::call(&self.ctx, &call.name, &call.arguments).await;
         }
@@ -242,7 +253,8 @@ pub async fn run(s: Session<'_>) -> SessionResult {
                 log.write(&Line::Message { message: &result });
                 messages.push(result);
             }
-            if response_file.is_file() {
+            // A failed environment ends the child; the run then ends as an infrastructure error.
+            if response_file.is_file() || tools.env.as_ref().is_some_and(|e| e.fault().is_some()) {
                 break 'outer End::Finished(String::new());
             }
         }

@@ -118,6 +118,7 @@ impl SessionObserver for Events<'_> {
             duration_ms,
             summary: args,
         });
+        super::episode::flush(self.run);
     }
 
     fn retry(&self, note: &RetryNote) {
@@ -181,7 +182,11 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
         source,
     })?;
     let brief = super::brief::compose(run, &req);
-    let text = brief.task.clone();
+    // A child acting in an environment learns its tools and its current state last.
+    let text = match run.episode() {
+        Some(ep) => format!("{}\n{}", brief.task, ep.brief_note()),
+        None => brief.task.clone(),
+    };
     let task_file = dir.join("TASK.md");
     crate::atomic::write(&task_file, text.as_bytes()).map_err(|source| WorkspaceError::Io {
         path: task_file.clone(),
@@ -275,7 +280,12 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                         }),
                     }
                 }
-                let toolbox = ToolBox { ctx, builtin, mcp };
+                let toolbox = ToolBox {
+                    ctx,
+                    builtin,
+                    mcp,
+                    env: run.episode(),
+                };
                 let model_name = match &spec {
                     ModelSpec::OpenAi { model } | ModelSpec::Anthropic { model } => model.clone(),
                     other => other.to_string(),

@@ -8,6 +8,7 @@ pub mod backends;
 pub mod brief;
 pub mod candidates;
 pub mod child;
+pub mod episode;
 pub mod flow;
 pub mod gates;
 pub mod response;
@@ -170,6 +171,8 @@ pub struct Run {
     pub sandbox: String,
     metrics: Mutex<Metrics>,
     events_failed: Mutex<Option<String>>,
+    /// The task's environment while its episode runs (`episode.rs`).
+    episode: Mutex<Option<Arc<crate::env::Episode>>>,
 }
 
 impl Run {
@@ -187,6 +190,14 @@ impl Run {
                 g.get_or_insert_with(|| e.to_string());
             }
         }
+    }
+
+    /// The running environment of the task, if it has one.
+    pub fn episode(&self) -> Option<Arc<crate::env::Episode>> {
+        self.episode
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn commit(&self, message: &str) -> Result<(), WorkspaceError> {
@@ -326,6 +337,7 @@ pub fn prepare(opts: RunOptions) -> Result<Run, EngineError> {
         sandbox: enforcement.summary(),
         metrics: Mutex::new(Metrics::default()),
         events_failed: Mutex::new(None),
+        episode: Mutex::new(None),
         opts,
         ws,
         harness,
@@ -369,6 +381,7 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
         error_class: None,
         metrics: Metrics::default(),
         sandbox: run.sandbox.clone(),
+        episode: None,
     };
     write_record(&run, &record)?;
     run.emit(EventKind::RunStarted {
@@ -390,11 +403,32 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
         record.seed
     ))?;
 
-    let (harness_ok, mut reason, infra) = stages(&run).await?;
+    let (harness_ok, mut reason, mut infra) = match episode::start(&run).await {
+        Ok(()) => stages(&run).await?,
+        Err(e) => (false, e, Some(episode::ERROR_CLASS.to_string())),
+    };
     outputs_and_completion(&run, &mut reason).await;
+    record.episode = episode::close(&run).await;
+    if let Some(f) = record.episode.as_ref().and_then(|e| e.fault.clone())
+        && infra.as_deref().is_none_or(|c| c == episode::ERROR_CLASS)
+    {
+        reason = format!("stopped by an environment fault: {f}");
+        infra = Some(episode::ERROR_CLASS.to_string());
+    }
 
     let verdict = if infra.is_some() {
         None
+    } else if let Some(min) = run.task.config.verifier.reward_at_least {
+        let v = episode::judge(min, record.episode.as_ref());
+        run.emit(EventKind::VerifierFinished {
+            passed: v.passed,
+            reward: v.reward,
+            exit_code: None,
+            timed_out: false,
+            duration_ms: 0,
+        });
+        run.ws.write("history/verifier-output.txt", &v.output)?;
+        Some(v)
     } else {
         // The hidden tests are the task's code, not the agent's: they may write their reward
         // in their own temporary folder, but reach no network.
@@ -557,7 +591,10 @@ async fn stages(run: &Run) -> Result<(bool, String, Option<String>), WorkspaceEr
             if outcome.passed { "passed" } else { "failed" },
             outcome.reason
         ));
-        if let Some(class) = outcome.infra {
+        let class = outcome
+            .infra
+            .or_else(|| episode::fault(run).map(|_| episode::ERROR_CLASS.to_string()));
+        if let Some(class) = class {
             return Ok((
                 false,
                 format!(

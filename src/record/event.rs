@@ -185,6 +185,34 @@ pub enum EventKind {
         outcome: RunOutcome,
         usage: Usage,
     },
+    /// The task's environment started (docs/ENVIRONMENTS.md).
+    EnvironmentStarted {
+        environment: String,
+        tools: Vec<String>,
+        convention: bool,
+    },
+    /// One action sent to the environment and what it reported.
+    EnvironmentStep {
+        child: String,
+        step: u64,
+        tool: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reward: Option<f64>,
+        done: bool,
+        invalid: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The episode ended (or the run ended around it).
+    EnvironmentEnded {
+        end: super::run::EpisodeEnd,
+        steps: u64,
+        invalid_actions: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reward: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fault: Option<String>,
+    },
 }
 
 #[cfg(test)]

@@ -103,4 +103,43 @@ pub struct RunRecord {
     pub metrics: Metrics,
     /// What the sandbox enforced on this machine.
     pub sandbox: String,
+    /// The episode, for a task that runs in an environment (docs/ENVIRONMENTS.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode: Option<EpisodeRecord>,
+}
+
+/// How an episode ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EpisodeEnd {
+    /// The environment said `done`.
+    Done,
+    /// The task's `max_steps` actions were spent.
+    MaxSteps,
+    /// The environment died, never answered or answered garbage.
+    Fault,
+    /// The run ended while the episode was still going.
+    Open,
+}
+
+/// An episode in an environment: what `run.json` keeps of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeRecord {
+    /// The environment's name (`[env] name`, its tools' prefix).
+    pub environment: String,
+    /// `[env] config`, as handed to `env/reset`.
+    pub config: serde_json::Value,
+    /// Whether the server follows the convention (reports state, reward and done).
+    pub convention: bool,
+    /// Actions sent to the environment.
+    pub steps: u64,
+    /// Actions the environment (or the runtime) refused as invalid.
+    pub invalid_actions: u64,
+    /// The last reward the environment reported.
+    pub reward: Option<f64>,
+    pub done: bool,
+    pub end: EpisodeEnd,
+    /// What went wrong, for `Fault`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
 }

@@ -10,6 +10,7 @@ mod cli_check;
 mod diff;
 mod diff_runs;
 mod e2e_local_llm;
+mod environments;
 mod eval;
 mod inspect;
 mod log;
