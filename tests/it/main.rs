@@ -32,4 +32,5 @@ mod sandbox_tools;
 mod slurm_fake;
 mod slurm_real;
 mod tasks;
+mod textarena;
 mod watch;
