@@ -304,6 +304,7 @@ fn record(c: &Cell, version: &str) -> RunRecord {
         },
         sandbox: "landlock: enforced; network: private namespace".into(),
         episode: None,
+        interface: None,
     }
 }
 

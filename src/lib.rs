@@ -13,6 +13,7 @@ pub mod engine;
 pub mod env;
 pub mod harness;
 pub mod inspect;
+pub mod interface;
 pub mod migrate;
 pub mod model;
 pub mod record;

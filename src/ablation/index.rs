@@ -570,6 +570,7 @@ mod tests {
             metrics,
             sandbox: String::new(),
             episode: None,
+            interface: None,
         }
     }
 

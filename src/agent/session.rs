@@ -1,8 +1,8 @@
 //! The built-in child loop for chat backends: ask the model, run the tools it calls, repeat.
 //!
-//! Three hook points let later modules (runtime adaptation layers) change the loop without
-//! touching it: before each model call, after the model's output and before any tool runs, and
-//! after each tool result.
+//! Four hook points let the interface layers (`crate::interface`) change the loop without
+//! touching it: before each model call, after the model's output, before each tool call (which
+//! they may repair or block), and after each tool result.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,6 +26,11 @@ pub trait Hooks: Send + Sync {
     fn before_model(&self, _req: &mut ChatRequest) {}
     /// After the model's output, before any tool runs: may correct or veto tool calls.
     fn after_output(&self, _resp: &mut ChatResponse) {}
+    /// Before one tool call runs: may repair it, or block it by answering in its place (the
+    /// tool then does not run and `after_tool` is not called).
+    fn before_tool(&self, _call: &mut ToolCall) -> Option<ToolOutput> {
+        None
+    }
     /// After each tool result: may annotate the feedback the model sees next.
     fn after_tool(&self, _call: &ToolCall, _out: &mut ToolOutput) {}
 }
@@ -238,8 +243,16 @@ pub async fn run(s: Session<'_>) -> SessionResult {
                     break 'outer End::Budget(e);
                 }
                 let started = Instant::now();
-                let mut out = tools.call(call).await;
-                hooks.after_tool(call, &mut out);
+                let mut call = call.clone();
+                let out = match hooks.before_tool(&mut call) {
+                    Some(blocked) => blocked,
+                    None => {
+                        let mut out = tools.call(&call).await;
+                        hooks.after_tool(&call, &mut out);
+                        out
+                    }
+                };
+                let call = &call;
                 meter.add_tool_call();
                 tool_calls += 1;
                 obs.tool_call(call, &out, started.elapsed().as_millis() as u64);

@@ -11,6 +11,7 @@ use crate::agent::mcp::McpClient;
 use crate::agent::session::{self, End, NoHooks, Session, SessionObserver, SessionSpec, ToolBox};
 use crate::agent::tools::{self, ToolContext, ToolOutput};
 use crate::harness::model::{GateKind, Role, Stage};
+use crate::interface::{self, Layers};
 use crate::model::retry::RetryNote;
 use crate::model::{ChatResponse, ModelSpec, ToolCall};
 use crate::record::{ChildStatus, EventKind, Usage};
@@ -88,6 +89,19 @@ impl ChildReport {
 struct Events<'a> {
     run: &'a Run,
     child: &'a str,
+    layers: Option<&'a Layers>,
+}
+
+impl Events<'_> {
+    /// Records what the interface layers and the environment reported since the last call.
+    fn flush(&self) {
+        if let Some(l) = self.layers {
+            for e in l.take_events() {
+                self.run.emit(e);
+            }
+        }
+        super::episode::flush(self.run);
+    }
 }
 
 impl SessionObserver for Events<'_> {
@@ -118,7 +132,7 @@ impl SessionObserver for Events<'_> {
             duration_ms,
             summary: args,
         });
-        super::episode::flush(self.run);
+        self.flush();
     }
 
     fn retry(&self, note: &RetryNote) {
@@ -182,11 +196,32 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
         source,
     })?;
     let brief = super::brief::compose(run, &req);
-    // A child acting in an environment learns its tools and its current state last.
-    let text = match run.episode() {
-        Some(ep) => format!("{}\n{}", brief.task, ep.brief_note()),
-        None => brief.task.clone(),
-    };
+    // A child acting in an environment learns its tools and its current state last, after the
+    // skills the procedural-skills layer retrieved for the task.
+    let mut text = brief.task.clone();
+    if let Some((note, names)) = interface::skills_note(
+        &run.harness.layers,
+        &run.harness_root,
+        &run.task.instruction,
+    ) {
+        text = format!("{text}\n{note}");
+        run.add_interface(&crate::record::InterfaceMetrics {
+            skills_retrieved: names.len() as u64,
+            interventions: 1,
+            ..Default::default()
+        });
+        run.emit(EventKind::Intervention {
+            child: req.id.clone(),
+            layer: "procedural-skills".into(),
+            rule: "retrieved".into(),
+            before: String::new(),
+            after: None,
+            message: names.join(", "),
+        });
+    }
+    if let Some(ep) = run.episode() {
+        text = format!("{text}\n{}", ep.brief_note());
+    }
     let task_file = dir.join("TASK.md");
     crate::atomic::write(&task_file, text.as_bytes()).map_err(|source| WorkspaceError::Io {
         path: task_file.clone(),
@@ -302,16 +337,27 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                     seed: Some(run.opts.seed),
                     retry: run.opts.settings.retry(),
                 };
+                let layers = Layers::new(
+                    &req.id,
+                    &run.harness.layers,
+                    toolbox.specs(),
+                    toolbox.env.clone(),
+                    run.opts.settings.max_steps,
+                );
                 let obs = Events {
                     run,
                     child: &req.id,
+                    layers: layers.as_ref(),
                 };
                 let transcript = dir.join("transcript.jsonl");
                 let session = session::run(Session {
                     backend: backend.as_ref(),
                     spec: &sspec,
                     tools: &toolbox,
-                    hooks: &NoHooks,
+                    hooks: match &layers {
+                        Some(l) => l,
+                        None => &NoHooks,
+                    },
                     observer: &obs,
                     meter: &run.meter,
                     transcript: &transcript,
@@ -334,6 +380,10 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                 };
                 for m in toolbox.mcp {
                     m.shutdown().await;
+                }
+                obs.flush();
+                if let Some(l) = &layers {
+                    run.add_interface(&l.metrics());
                 }
                 report.usage = out.usage;
                 report.tool_calls = out.tool_calls;

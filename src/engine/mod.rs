@@ -173,6 +173,8 @@ pub struct Run {
     events_failed: Mutex<Option<String>>,
     /// The task's environment while its episode runs (`episode.rs`).
     episode: Mutex<Option<Arc<crate::env::Episode>>>,
+    /// What the interface layers counted, over every child.
+    interface: Mutex<crate::record::InterfaceMetrics>,
 }
 
 impl Run {
@@ -190,6 +192,14 @@ impl Run {
                 g.get_or_insert_with(|| e.to_string());
             }
         }
+    }
+
+    /// Adds a child's interface-layer counts to the run's.
+    pub fn add_interface(&self, m: &crate::record::InterfaceMetrics) {
+        self.interface
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(m);
     }
 
     /// The running environment of the task, if it has one.
@@ -338,6 +348,7 @@ pub fn prepare(opts: RunOptions) -> Result<Run, EngineError> {
         metrics: Mutex::new(Metrics::default()),
         events_failed: Mutex::new(None),
         episode: Mutex::new(None),
+        interface: Mutex::new(crate::record::InterfaceMetrics::default()),
         opts,
         ws,
         harness,
@@ -382,6 +393,7 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
         metrics: Metrics::default(),
         sandbox: run.sandbox.clone(),
         episode: None,
+        interface: None,
     };
     write_record(&run, &record)?;
     run.emit(EventKind::RunStarted {
@@ -509,6 +521,14 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     record.metrics.wall_ms = started.elapsed().as_millis() as u64;
+    if !run.harness.layers.is_empty() {
+        record.interface = Some(
+            run.interface
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        );
+    }
     record.finished = Some(now());
     run.emit(EventKind::RunFinished {
         outcome: record.outcome,

@@ -324,6 +324,21 @@ pub fn describe(kind: &EventKind) -> String {
             format!("reflection for {stage}: {path} ({bytes} B)")
         }
         EventKind::Error { class, message } => format!("error ({class}): {}", clip(message, 160)),
+        EventKind::Intervention {
+            layer,
+            rule,
+            before,
+            after,
+            message,
+            ..
+        } => format!(
+            "{layer} {rule}: {}{}",
+            clip(before, 80),
+            match after {
+                Some(a) => format!(" → {}", clip(a, 80)),
+                None => format!(" ({})", clip(message, 120)),
+            }
+        ),
         EventKind::EnvironmentStarted {
             environment,
             tools,

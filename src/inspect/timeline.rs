@@ -154,6 +154,7 @@ pub fn build(run: &RunDir, opts: Options) -> Timeline {
             EventKind::EnvironmentStarted { .. } | EventKind::EnvironmentEnded { .. } => {
                 (0, Mark::Info)
             }
+            EventKind::Intervention { .. } => (2, Mark::Warn),
             EventKind::EnvironmentStep { invalid, .. } => {
                 if !opts.calls && !*invalid {
                     continue;

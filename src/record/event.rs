@@ -203,6 +203,19 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// An interface layer changed, blocked or annotated an action (docs/FORMAT.md).
+    Intervention {
+        child: String,
+        layer: String,
+        rule: String,
+        /// The action as proposed (`tool {arguments}`), or empty for a note on the brief.
+        before: String,
+        /// The action as sent after a repair; none when blocked or only annotated.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+        /// What the model was told.
+        message: String,
+    },
     /// The episode ended (or the run ended around it).
     EnvironmentEnded {
         end: super::run::EpisodeEnd,

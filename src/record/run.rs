@@ -106,6 +106,43 @@ pub struct RunRecord {
     /// The episode, for a task that runs in an environment (docs/ENVIRONMENTS.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub episode: Option<EpisodeRecord>,
+    /// What the interface layers did, for a harness that declares them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<InterfaceMetrics>,
+}
+
+/// The interface layers' counts over a run (docs/FORMAT.md, Interface layers).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceMetrics {
+    /// Tool calls the model proposed (text written as a call included).
+    pub actions: u64,
+    /// Valid as proposed: not repaired, not blocked, not refused by the environment.
+    pub legal_first_try: u64,
+    /// Valid in the end: not blocked, not refused by the environment (repairs included).
+    pub legal_final: u64,
+    pub repaired: u64,
+    pub blocked: u64,
+    /// Messages of trajectory regulation, by rule.
+    #[serde(default)]
+    pub regulation: std::collections::BTreeMap<String, u64>,
+    pub skills_retrieved: u64,
+    /// Every intervention (repairs, blocks, regulation messages, notes, skills).
+    pub interventions: u64,
+}
+
+impl InterfaceMetrics {
+    pub fn add(&mut self, o: &InterfaceMetrics) {
+        self.actions += o.actions;
+        self.legal_first_try += o.legal_first_try;
+        self.legal_final += o.legal_final;
+        self.repaired += o.repaired;
+        self.blocked += o.blocked;
+        for (k, v) in &o.regulation {
+            *self.regulation.entry(k.clone()).or_default() += v;
+        }
+        self.skills_retrieved += o.skills_retrieved;
+        self.interventions += o.interventions;
+    }
 }
 
 /// How an episode ended.

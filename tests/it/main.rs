@@ -13,6 +13,7 @@ mod e2e_local_llm;
 mod environments;
 mod eval;
 mod inspect;
+mod layers;
 mod log;
 mod mcp;
 mod migrate;
