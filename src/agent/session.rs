@@ -33,6 +33,10 @@ pub trait Hooks: Send + Sync {
     }
     /// After each tool result: may annotate the feedback the model sees next.
     fn after_tool(&self, _call: &ToolCall, _out: &mut ToolOutput) {}
+    /// Why the child must stop now (a layer's own part failed), if it must.
+    fn stopped(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The loop without adaptation layers.
@@ -267,7 +271,10 @@ pub async fn run(s: Session<'_>) -> SessionResult {
                 messages.push(result);
             }
             // A failed environment ends the child; the run then ends as an infrastructure error.
-            if response_file.is_file() || tools.env.as_ref().is_some_and(|e| e.fault().is_some()) {
+            if response_file.is_file()
+                || tools.env.as_ref().is_some_and(|e| e.fault().is_some())
+                || hooks.stopped().is_some()
+            {
                 break 'outer End::Finished(String::new());
             }
         }

@@ -343,6 +343,8 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                     toolbox.specs(),
                     toolbox.env.clone(),
                     run.opts.settings.max_steps,
+                    req.root,
+                    &toolbox.ctx.confinement,
                 );
                 let obs = Events {
                     run,
@@ -385,31 +387,44 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                 if let Some(l) = &layers {
                     run.add_interface(&l.metrics());
                 }
+                // A layer's own part (the code verifier) failed: the infrastructure's fault.
+                let layer_fault = layers.as_ref().and_then(Layers::fault);
                 report.usage = out.usage;
                 report.tool_calls = out.tool_calls;
-                report.end = match out.end {
-                    End::Finished(_) => "the model finished".into(),
-                    End::MaxSteps => format!("stopped after {} steps", run.opts.settings.max_steps),
-                    End::Budget(b) => {
-                        run.emit(EventKind::BudgetHit {
-                            budget: b.budget.to_string(),
-                            limit: b.limit.clone(),
-                            used: b.used.clone(),
-                            request: b.request,
-                        });
-                        let s = b.to_string();
-                        report.budget = Some(b);
-                        s
-                    }
-                    End::Model(e) => {
-                        run.emit(EventKind::Error {
-                            class: e.class().to_string(),
-                            message: e.to_string(),
-                        });
-                        report.infra = Some(e.class().to_string());
-                        e.to_string()
-                    }
-                };
+                if let Some(f) = layer_fault {
+                    run.emit(EventKind::Error {
+                        class: "code-verifier".into(),
+                        message: f.clone(),
+                    });
+                    report.infra = Some("code-verifier".into());
+                    report.end = f;
+                } else {
+                    report.end = match out.end {
+                        End::Finished(_) => "the model finished".into(),
+                        End::MaxSteps => {
+                            format!("stopped after {} steps", run.opts.settings.max_steps)
+                        }
+                        End::Budget(b) => {
+                            run.emit(EventKind::BudgetHit {
+                                budget: b.budget.to_string(),
+                                limit: b.limit.clone(),
+                                used: b.used.clone(),
+                                request: b.request,
+                            });
+                            let s = b.to_string();
+                            report.budget = Some(b);
+                            s
+                        }
+                        End::Model(e) => {
+                            run.emit(EventKind::Error {
+                                class: e.class().to_string(),
+                                message: e.to_string(),
+                            });
+                            report.infra = Some(e.class().to_string());
+                            e.to_string()
+                        }
+                    };
+                }
             }
         },
     }

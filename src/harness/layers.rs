@@ -9,11 +9,12 @@ use super::markdown::Field;
 use crate::diag::Pos;
 
 /// The layer kinds the runtime executes.
-pub const LAYER_KINDS: [&str; 4] = [
+pub const LAYER_KINDS: [&str; 5] = [
     "action-realization",
     "trajectory-regulation",
     "contract-notes",
     "procedural-skills",
+    "code-verifier",
 ];
 
 /// One layer as the harness declares it.
@@ -31,6 +32,44 @@ pub enum LayerKind {
     TrajectoryRegulation(Regulation),
     ContractNotes(ContractNotes),
     ProceduralSkills(Skills),
+    CodeVerifier(Verifier),
+}
+
+/// What a code verifier does (AutoHarness: harness as action verifier, filter, or policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifierMode {
+    /// Answers `is_legal` for each proposed action.
+    Verifier,
+    /// Lists the legal actions; each result the model sees carries them, and realization
+    /// matches against them.
+    Filter,
+    /// Proposes the action itself; the model's action is replaced by it.
+    Policy,
+}
+
+/// What happens after `re-prompts` rejections in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fallback {
+    /// The verifier's policy chooses the action.
+    Policy,
+    /// The first of the verifier's legal actions.
+    FirstLegal,
+    /// The model's action is sent as it is.
+    Pass,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verifier {
+    /// A harness script (`scripts/…`), run once per child as a long-lived JSON-lines process.
+    pub script: String,
+    pub mode: VerifierMode,
+    /// Rejected actions sent back to the model with an illegal-action warning (0–10; default 3).
+    pub reprompts: u32,
+    pub fallback: Fallback,
+    /// Time limit of one answer, in milliseconds (10–60000; default 2000).
+    pub timeout_ms: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -113,6 +152,7 @@ impl LayerKind {
             LayerKind::TrajectoryRegulation(_) => "trajectory-regulation",
             LayerKind::ContractNotes(_) => "contract-notes",
             LayerKind::ProceduralSkills(_) => "procedural-skills",
+            LayerKind::CodeVerifier(_) => "code-verifier",
         }
     }
 }
@@ -276,6 +316,60 @@ pub fn read(kind: &str, fields: &[Field], errors: &mut Vec<FieldError>) -> Optio
                 }
             }
             LayerKind::ProceduralSkills(s)
+        }
+        "code-verifier" => {
+            let mut v = Verifier {
+                script: String::new(),
+                mode: VerifierMode::Verifier,
+                reprompts: 3,
+                fallback: Fallback::FirstLegal,
+                timeout_ms: 2000,
+            };
+            let mut script_at = None;
+            for f in fields {
+                let word = f.value.trim().trim_matches('`').to_lowercase();
+                let bad = |what: &str| FieldError {
+                    offset: f.value_offset,
+                    message: format!("`{}: {}` is not {what}", f.key, f.value),
+                    hint: "see docs/FORMAT.md, Interface layers".into(),
+                };
+                match f.key.as_str() {
+                    "script" => {
+                        script_at = Some(f.value_offset);
+                        v.script = f.value.trim().trim_matches('`').to_string();
+                        if !v.script.starts_with("scripts/") || v.script.contains("..") {
+                            errors.push(bad("a script of the harness (`scripts/…`)"));
+                        }
+                    }
+                    "mode" => match word.as_str() {
+                        "verifier" => v.mode = VerifierMode::Verifier,
+                        "filter" => v.mode = VerifierMode::Filter,
+                        "policy" => v.mode = VerifierMode::Policy,
+                        _ => errors.push(bad("a mode: verifier, filter or policy")),
+                    },
+                    "re prompts" | "reprompts" => set(int(f, 0, 10), &mut v.reprompts, errors),
+                    "fallback" => match word.as_str() {
+                        "policy" => v.fallback = Fallback::Policy,
+                        "first legal" | "first-legal" => v.fallback = Fallback::FirstLegal,
+                        "pass" => v.fallback = Fallback::Pass,
+                        _ => errors.push(bad("a fallback: policy, first-legal or pass")),
+                    },
+                    "timeout ms" => set(int(f, 10, 60_000), &mut v.timeout_ms, errors),
+                    _ => errors.push(unknown(
+                        f,
+                        kind,
+                        &["script", "mode", "re-prompts", "fallback", "timeout ms"],
+                    )),
+                }
+            }
+            if script_at.is_none() {
+                errors.push(FieldError {
+                    offset: fields.first().map_or(0, |f| f.offset),
+                    message: "the code-verifier layer names no `script`".into(),
+                    hint: "add ``- script: `scripts/verify.py` ``".into(),
+                });
+            }
+            LayerKind::CodeVerifier(v)
         }
         _ => return None,
     })

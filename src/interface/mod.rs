@@ -9,6 +9,7 @@ pub mod realization;
 pub mod regulation;
 pub mod similarity;
 pub mod skills;
+pub mod verifier;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,12 +19,16 @@ use serde_json::Value;
 
 use self::realization::{Check, action_property};
 use self::regulation::Regulator;
+use self::verifier::VerifierProcess;
 use crate::agent::session::Hooks;
 use crate::agent::tools::ToolOutput;
 use crate::env::Episode;
-use crate::harness::layers::{ContractNotes, Layer, LayerKind, Realization};
+use crate::harness::layers::{
+    ContractNotes, Fallback, Layer, LayerKind, Realization, Verifier, VerifierMode,
+};
 use crate::model::{ChatRequest, ChatResponse, ToolCall, ToolSpec};
 use crate::record::{EventKind, InterfaceMetrics};
+use crate::sandbox::Confinement;
 
 /// How a call fared before it ran.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +48,10 @@ struct State {
     notes_recorded: bool,
     calls: HashMap<String, CallInfo>,
     regulator: Regulator,
+    /// Code-verifier rejections in a row.
+    rejections: u32,
+    /// The fault of the layers' own parts (the verifier script), which stops the child.
+    fault: Option<String>,
     pending: Vec<EventKind>,
     metrics: InterfaceMetrics,
 }
@@ -52,6 +61,7 @@ pub struct Layers {
     child: String,
     realization: Option<Realization>,
     notes: Option<ContractNotes>,
+    verifier: Option<(Verifier, Option<VerifierProcess>)>,
     env: Option<Arc<Episode>>,
     specs: Vec<ToolSpec>,
     max_steps: u32,
@@ -81,41 +91,63 @@ fn key(name: &str, arguments: &str) -> String {
 }
 
 impl Layers {
-    /// The layers the harness declares for a child whose tools are `specs`; `None` when it
-    /// declares none that run in the loop.
+    /// The layers the harness declares for a child whose tools are `specs`, working in `root`
+    /// under `confinement` (where a code verifier runs); `None` when it declares none that run
+    /// in the loop. Needs a tokio runtime (a code verifier's process).
     pub fn new(
         child: &str,
         layers: &[Layer],
         specs: Vec<ToolSpec>,
         env: Option<Arc<Episode>>,
         max_steps: u32,
+        root: &Path,
+        confinement: &Confinement,
     ) -> Option<Layers> {
         let mut realization = None;
         let mut regulation = None;
         let mut notes = None;
+        let mut verifier = None;
         for l in layers {
             match &l.kind {
                 LayerKind::ActionRealization(r) => realization = Some(r.clone()),
                 LayerKind::TrajectoryRegulation(r) => regulation = Some(r.clone()),
                 LayerKind::ContractNotes(c) => notes = Some(c.clone()),
+                LayerKind::CodeVerifier(v) => verifier = Some(v.clone()),
                 LayerKind::ProceduralSkills(_) => {}
             }
         }
-        if realization.is_none() && regulation.is_none() && notes.is_none() {
+        if realization.is_none() && regulation.is_none() && notes.is_none() && verifier.is_none() {
             return None;
         }
+        let mut st = State {
+            regulator: regulation.map(Regulator::new).unwrap_or_default(),
+            ..State::default()
+        };
+        let verifier = verifier.map(|v| {
+            let timeout = std::time::Duration::from_millis(u64::from(v.timeout_ms));
+            match VerifierProcess::start(&v.script, root, confinement, timeout) {
+                Ok(p) => (v, Some(p)),
+                Err(f) => {
+                    st.fault = Some(f);
+                    (v, None)
+                }
+            }
+        });
         Some(Layers {
             child: child.to_string(),
             realization,
             notes,
+            verifier,
             env,
             specs,
             max_steps,
-            st: Mutex::new(State {
-                regulator: regulation.map(Regulator::new).unwrap_or_default(),
-                ..State::default()
-            }),
+            st: Mutex::new(st),
         })
+    }
+
+    /// The fault of a layer's own part (the code verifier), which ends the child.
+    pub fn fault(&self) -> Option<String> {
+        self.state().fault.clone()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -172,7 +204,159 @@ impl Layers {
     }
 }
 
+impl Layers {
+    /// The code verifier's turn on a call: `Some` blocks it (a re-prompt or a fault).
+    fn verify(
+        &self,
+        st: &mut State,
+        call: &mut ToolCall,
+        info: &mut CallInfo,
+    ) -> Option<ToolOutput> {
+        let (cfg, process) = self.verifier.as_ref()?;
+        if let Some(f) = &st.fault {
+            return Some(ToolOutput::error(format!(
+                "[code-verifier] the action was not taken: {f}. Report and stop."
+            )));
+        }
+        let process = process.as_ref()?;
+        // With an environment the verifier judges its actions; without one, every call.
+        if self.env.as_ref().is_some_and(|e| !e.has_tool(&call.name)) {
+            return None;
+        }
+        let observation = self
+            .env
+            .as_ref()
+            .and_then(|e| e.state().observation)
+            .unwrap_or_default();
+        let spec = self.specs.iter().find(|s| s.name == call.name)?;
+        let prop = action_property(spec);
+        let mut args: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
+        let action = prop
+            .as_ref()
+            .and_then(|p| args.get(p))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let before = show(&call.name, &call.arguments);
+        let result: Result<Option<String>, String> = match cfg.mode {
+            VerifierMode::Verifier => {
+                process.is_legal(&observation, &call.name, &args, action.as_deref())
+            }
+            VerifierMode::Filter => {
+                process
+                    .legal_actions(&observation)
+                    .map(|legal| match &action {
+                        Some(a) if !legal.contains(a) => Some(format!(
+                            "{a:?} is not among the legal actions: {}",
+                            legal.join(", ")
+                        )),
+                        _ => None,
+                    })
+            }
+            VerifierMode::Policy => match (&prop, process.policy(&observation)) {
+                (Some(p), Ok(chosen)) => {
+                    if action.as_deref() != Some(chosen.as_str()) {
+                        args[p.as_str()] = Value::String(chosen.clone());
+                        call.arguments = args.to_string();
+                        info.repaired = true;
+                        let e = self.event(
+                            "code-verifier",
+                            "policy",
+                            before.clone(),
+                            Some(show(&call.name, &call.arguments)),
+                            format!("the verifier's policy chose {chosen:?}"),
+                        );
+                        Self::record(st, e);
+                    }
+                    Ok(None)
+                }
+                (_, Err(f)) => Err(f),
+                (None, Ok(_)) => Ok(None),
+            },
+        };
+        let reason = match result {
+            Ok(None) => {
+                st.rejections = 0;
+                return None;
+            }
+            Ok(Some(r)) => r,
+            Err(f) => {
+                st.fault = Some(f.clone());
+                let message =
+                    format!("[code-verifier] the action was not taken: {f}. Report and stop.");
+                let e = self.event("code-verifier", "fault", before, None, message.clone());
+                Self::record(st, e);
+                return Some(ToolOutput::error(message));
+            }
+        };
+        st.rejections += 1;
+        if st.rejections <= cfg.reprompts {
+            st.metrics.reprompts += 1;
+            let message = format!(
+                "[code-verifier] Illegal action: {reason}. The action was not taken; choose a legal one ({} of {} warnings).",
+                st.rejections, cfg.reprompts
+            );
+            let e = self.event(
+                "code-verifier",
+                "illegal-action",
+                before,
+                None,
+                message.clone(),
+            );
+            Self::record(st, e);
+            return Some(ToolOutput::error(message));
+        }
+        st.rejections = 0;
+        st.metrics.fallbacks += 1;
+        let chosen = match cfg.fallback {
+            Fallback::Pass => None,
+            Fallback::Policy => Some(process.policy(&observation)),
+            Fallback::FirstLegal => Some(process.legal_actions(&observation).and_then(|l| {
+                l.into_iter()
+                    .next()
+                    .ok_or_else(|| "the verifier lists no legal action".to_string())
+            })),
+        };
+        let chosen = match chosen {
+            None => None,
+            Some(Ok(c)) => Some(c),
+            Some(Err(f)) => {
+                st.fault = Some(f.clone());
+                let message =
+                    format!("[code-verifier] the action was not taken: {f}. Report and stop.");
+                let e = self.event("code-verifier", "fault", before, None, message.clone());
+                Self::record(st, e);
+                return Some(ToolOutput::error(message));
+            }
+        };
+        if let (Some(c), Some(p)) = (&chosen, &prop) {
+            args[p.as_str()] = Value::String(c.clone());
+            call.arguments = args.to_string();
+            info.repaired = true;
+        }
+        let e = self.event(
+            "code-verifier",
+            "fallback",
+            before,
+            Some(show(&call.name, &call.arguments)),
+            format!(
+                "{} re-prompts spent ({reason}); the fallback {}",
+                cfg.reprompts,
+                match (&chosen, cfg.fallback) {
+                    (Some(c), _) => format!("chose {c:?}"),
+                    (None, _) => "sent the model's action".to_string(),
+                }
+            ),
+        );
+        Self::record(st, e);
+        None
+    }
+}
+
 impl Hooks for Layers {
+    fn stopped(&self) -> Option<String> {
+        self.fault()
+    }
+
     fn before_model(&self, req: &mut ChatRequest) {
         let mut st = self.state();
         st.turns += 1;
@@ -300,6 +484,9 @@ impl Hooks for Layers {
                     Self::record(&mut st, e);
                 }
             }
+        }
+        if let Some(out) = self.verify(&mut st, call, &mut info) {
+            return Some(out);
         }
         info.key = key(&call.name, &call.arguments);
         info.env = self.env.as_ref().is_some_and(|e| e.has_tool(&call.name));

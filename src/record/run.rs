@@ -122,6 +122,12 @@ pub struct InterfaceMetrics {
     pub legal_final: u64,
     pub repaired: u64,
     pub blocked: u64,
+    /// Actions a code verifier rejected and sent back to the model.
+    #[serde(default)]
+    pub reprompts: u64,
+    /// Actions a code verifier's declared fallback chose after the re-prompts were spent.
+    #[serde(default)]
+    pub fallbacks: u64,
     /// Messages of trajectory regulation, by rule.
     #[serde(default)]
     pub regulation: std::collections::BTreeMap<String, u64>,
@@ -137,6 +143,8 @@ impl InterfaceMetrics {
         self.legal_final += o.legal_final;
         self.repaired += o.repaired;
         self.blocked += o.blocked;
+        self.reprompts += o.reprompts;
+        self.fallbacks += o.fallbacks;
         for (k, v) in &o.regulation {
             *self.regulation.entry(k.clone()).or_default() += v;
         }

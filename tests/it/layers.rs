@@ -535,4 +535,119 @@ fn bad_layer_modules_are_check_errors_at_their_line() {
         out.contains("modules/contract-notes.md:12:14: error: `max words: many` is out of range"),
         "{out}"
     );
+
+    // A code verifier whose script is missing, or that is not a harness script.
+    let h = arena(
+        &env,
+        &[("code-verifier.md", "mode: verifier", "mode: oracle")],
+    );
+    std::fs::remove_file(Path::new(&h).join("scripts/hanoi_verifier.py")).unwrap();
+    let (code, stdout, stderr) = env.run(&["check", &h]);
+    assert_eq!(code, 1);
+    let out = format!("{stdout}{stderr}");
+    assert!(
+        out.contains("modules/code-verifier.md:14:1: error: the code verifier `scripts/hanoi_verifier.py` does not exist"),
+        "{out}"
+    );
+    assert!(
+        out.contains("modules/code-verifier.md:16:9: error: `mode: oracle` is not a mode: verifier, filter or policy"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_verifier_reprompts_then_its_fallback_acts() {
+    // The player insists on an illegal move (peg C is empty): three warnings, then the
+    // verifier's policy plays the optimal first move (A to B for three disks, seed 0).
+    let env = TestEnv::with_model(policy(vec![act("move C A"); 4])).await;
+    let t = task(&env, "verify", 3);
+    let ran = run(&env, "harness-skills/arena", &t, &["code-verifier"], &[]).await;
+    let iv = interventions(&ran);
+    let rules: Vec<&str> = iv.iter().map(|e| e["rule"].as_str().unwrap()).collect();
+    assert_eq!(
+        rules,
+        [
+            "illegal-action",
+            "illegal-action",
+            "illegal-action",
+            "fallback"
+        ],
+        "{iv:#?}"
+    );
+    assert!(
+        iv[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Illegal action: peg C is empty")
+    );
+    assert_eq!(iv[3]["after"], "hanoi__act {\"action\":\"move A B\"}");
+    let s = steps(&ran);
+    assert_eq!(
+        s.len(),
+        1,
+        "only the fallback's move reached the game: {s:?}"
+    );
+    assert_eq!(s[0]["invalid"], false);
+    let m = &ran.record()["interface"];
+    assert_eq!(m["reprompts"], 3);
+    assert_eq!(m["fallbacks"], 1);
+
+    // re-prompts: 1 — one warning, then the fallback.
+    let env = TestEnv::with_model(policy(vec![act("move C A"); 2])).await;
+    let h = arena(
+        &env,
+        &[("code-verifier.md", "re-prompts: 3", "re-prompts: 1")],
+    );
+    let t = task(&env, "verify1", 3);
+    let ran = run(&env, &h, &t, &["code-verifier"], &[]).await;
+    let rules: Vec<String> = interventions(&ran)
+        .iter()
+        .map(|e| e["rule"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(rules, ["illegal-action", "fallback"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_verifier_that_crashes_hangs_or_babbles_ends_the_run_as_an_infrastructure_error() {
+    for (script, words) in [
+        (
+            "import sys\nsys.exit(3)\n",
+            "exited before answering is_legal",
+        ),
+        (
+            "import time\ntime.sleep(60)\n",
+            "did not answer is_legal within 300 ms",
+        ),
+        (
+            "import sys\nfor l in sys.stdin:\n    print('hello', flush=True)\n",
+            "with a line that is not JSON: \"hello\"",
+        ),
+    ] {
+        let env = TestEnv::with_model(policy(vec![act("move A B"), act("move A C")])).await;
+        let h = arena(
+            &env,
+            &[("code-verifier.md", "timeout ms: 2000", "timeout ms: 300")],
+        );
+        std::fs::write(Path::new(&h).join("scripts/hanoi_verifier.py"), script).unwrap();
+        let t = task(&env, "broken", 3);
+        let started = std::time::Instant::now();
+        let ran = run(&env, &h, &t, &["code-verifier"], &[]).await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        let r = ran.record();
+        assert_eq!(r["outcome"], "error", "{script}: {}", ran.stderr);
+        assert_eq!(r["error_class"], "code-verifier");
+        assert!(
+            r["reason"].as_str().unwrap().contains(words),
+            "{}",
+            r["reason"]
+        );
+        let errors = ran.kinds("error");
+        assert!(
+            errors.iter().any(|e| e["class"] == "code-verifier"),
+            "{errors:?}"
+        );
+        // Nothing reached the environment, and the child stopped at once.
+        assert_eq!(steps(&ran).len(), 0);
+        assert_eq!(env.model().served().calls, 1);
+    }
 }
