@@ -17,14 +17,14 @@ pub struct Skill {
     pub text: String,
 }
 
-/// The library with its BM25 statistics.
+/// The library with its BM25 statistics, as an inverted index (a query touches only the skills
+/// that hold one of its words).
 #[derive(Debug, Default)]
 pub struct Index {
     skills: Vec<Skill>,
-    /// Term frequencies per skill.
-    tf: Vec<HashMap<String, u32>>,
+    /// Per term: (skill, term frequency).
+    postings: HashMap<String, Vec<(u32, u32)>>,
     len: Vec<usize>,
-    df: HashMap<String, u32>,
     avgdl: f64,
 }
 
@@ -37,17 +37,16 @@ pub fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
 impl Index {
     pub fn new(skills: Vec<Skill>) -> Index {
         let mut ix = Index::default();
-        for s in &skills {
+        for (i, s) in skills.iter().enumerate() {
             let mut tf: HashMap<String, u32> = HashMap::new();
             let mut n = 0;
             for t in tokens(&s.text).chain(s.tags.iter().flat_map(|t| tokens(t))) {
                 *tf.entry(t).or_default() += 1;
                 n += 1;
             }
-            for t in tf.keys() {
-                *ix.df.entry(t.clone()).or_default() += 1;
+            for (t, f) in tf {
+                ix.postings.entry(t).or_default().push((i as u32, f));
             }
-            ix.tf.push(tf);
             ix.len.push(n);
         }
         ix.avgdl = ix.len.iter().sum::<usize>() as f64 / ix.len.len().max(1) as f64;
@@ -70,32 +69,32 @@ impl Index {
         q.sort();
         q.dedup();
         let n = self.skills.len() as f64;
-        let idf: Vec<(String, f64)> = q
-            .into_iter()
-            .filter_map(|t| {
-                let df = f64::from(*self.df.get(&t)?);
-                Some((t, (1.0 + (n - df + 0.5) / (df + 0.5)).ln()))
-            })
-            .collect();
-        let mut scored: Vec<(f64, usize)> = Vec::new();
-        for (i, s) in self.skills.iter().enumerate() {
-            if let Some(tag) = tag
-                && !s.tags.iter().any(|t| t == tag)
-            {
+        // Dense scores: one slot per skill, the touched ones listed.
+        let mut scores = vec![0.0f64; self.skills.len()];
+        let mut touched: Vec<u32> = Vec::new();
+        for t in &q {
+            let Some(post) = self.postings.get(t) else {
                 continue;
-            }
-            let dl = self.len[i] as f64;
-            let score: f64 = idf
-                .iter()
-                .filter_map(|(t, w)| {
-                    let f = f64::from(*self.tf[i].get(t)?);
-                    Some(w * f * (K1 + 1.0) / (f + K1 * (1.0 - B + B * dl / self.avgdl)))
-                })
-                .sum();
-            if score > 0.0 {
-                scored.push((score, i));
+            };
+            let df = post.len() as f64;
+            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            for &(i, f) in post {
+                let f = f64::from(f);
+                let dl = self.len[i as usize] as f64;
+                let slot = &mut scores[i as usize];
+                if *slot == 0.0 {
+                    touched.push(i);
+                }
+                *slot += idf * f * (K1 + 1.0) / (f + K1 * (1.0 - B + B * dl / self.avgdl));
             }
         }
+        let mut scored: Vec<(f64, usize)> = touched
+            .into_iter()
+            .map(|i| (scores[i as usize], i as usize))
+            .filter(|(s, i)| {
+                *s > 0.0 && tag.is_none_or(|tag| self.skills[*i].tags.iter().any(|t| t == tag))
+            })
+            .collect();
         scored.sort_by(|a, b| {
             b.0.total_cmp(&a.0)
                 .then_with(|| self.skills[a.1].name.cmp(&self.skills[b.1].name))
