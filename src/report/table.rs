@@ -79,6 +79,17 @@ pub fn main_table(report: &AblationReport, g: &Group) -> Table {
     if cost {
         cols.push(("Cost", true));
     }
+    // The interface columns, when some cell has interface layers or a reward.
+    let layered = g.rows.iter().any(|r| r.legal_first_try_pct.is_some());
+    let rewarded = g.rows.iter().any(|r| r.reward.is_some());
+    if layered {
+        cols.push(("Legal 1st try %", true));
+        cols.push(("Legal final %", true));
+        cols.push(("Interventions", true));
+    }
+    if rewarded {
+        cols.push(("Reward", true));
+    }
     cols.push(("Scored", true));
     if show_excluded {
         cols.push(("Excluded", true));
@@ -98,6 +109,19 @@ pub fn main_table(report: &AblationReport, g: &Group) -> Table {
         ];
         if cost {
             row.push(est_dollars(r.cost_usd, iv));
+        }
+        if layered {
+            row.push(est_fixed(r.legal_first_try_pct, iv));
+            row.push(est_fixed(r.legal_final_pct, iv));
+            row.push(est_fixed(r.interventions, iv));
+        }
+        if rewarded {
+            row.push(est(
+                r.reward,
+                iv,
+                |x| format!("{x:.2}"),
+                |x, h| format!("{x:.2} ± {h:.2}"),
+            ));
         }
         row.push(r.counts.scored().to_string());
         if show_excluded {

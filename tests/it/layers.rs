@@ -651,3 +651,96 @@ async fn a_code_verifier_that_crashes_hangs_or_babbles_ends_the_run_as_an_infras
         assert_eq!(env.model().served().calls, 1);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_report_shows_legal_rates_interventions_and_reward_per_variant() {
+    // The player's first move names `frm` for `from`; then it plays the optimal solution.
+    let env = TestEnv::with_model(|t: &Turn| {
+        let first = t
+            .task
+            .lines()
+            .find(|l| l.starts_with("Tower of Hanoi with "))
+            .expect("observation");
+        let n: u32 = first["Tower of Hanoi with ".len()..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let from = first.split("from peg ").nth(1).unwrap()[..1].to_string();
+        let to = first.split("to peg ").nth(1).unwrap()[..1].to_string();
+        let via = ["A", "B", "C"]
+            .into_iter()
+            .find(|p| *p != from && *p != to)
+            .unwrap()
+            .to_string();
+        fn rec(n: u32, a: &str, b: &str, c: &str, out: &mut Vec<(String, String)>) {
+            if n > 0 {
+                rec(n - 1, a, c, b, out);
+                out.push((a.to_string(), c.to_string()));
+                rec(n - 1, b, a, c, out);
+            }
+        }
+        let mut moves = Vec::new();
+        rec(n, &from, &via, &to, &mut moves);
+        match (t.turn, moves.get(t.turn)) {
+            (0, Some((a, b))) => Answer::call("hanoi__move", json!({"frm": a, "to": b})),
+            (_, Some((a, b))) => mv(a, b),
+            _ => report(t),
+        }
+    })
+    .await;
+    let out = env.root().join("out");
+    let mut cmd = env.nlah();
+    cmd.args([
+        "ablate",
+        "harness-skills/arena",
+        "examples/hanoi",
+        "--module",
+        "action-realization",
+        "--model",
+        "openai:mock-1",
+        "--retries",
+        "1",
+        "--out",
+    ])
+    .arg(&out);
+    let o = crate::support::output(cmd).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = env.nlah().arg("report").arg(&out).output().unwrap();
+    let text = String::from_utf8_lossy(&r.stdout).into_owned();
+    assert!(
+        text.contains("| Legal 1st try % | Legal final % | Interventions | Reward |"),
+        "{text}"
+    );
+    let line = |variant: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("| {variant} ")))
+            .unwrap_or_else(|| panic!("no row {variant}: {text}"))
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    let with = line("+action-realization");
+    let n = with.len();
+    // …, legal 1st, legal final, interventions, reward, scored.
+    assert_eq!(with[n - 2], "3", "{with:?}");
+    assert_eq!(with[n - 4], "1.0", "one repair per episode: {with:?}");
+    assert_eq!(with[n - 5], "100.0", "{with:?}");
+    assert_eq!(with[n - 3], "1.00", "{with:?}");
+    let json = env
+        .nlah()
+        .args(["report", "--format", "json"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let rows = v["groups"][0]["rows"].as_array().unwrap();
+    let base = rows
+        .iter()
+        .find(|r| r["variant"] == "basic" || r["is_baseline"] == true)
+        .unwrap();
+    // The baseline has no layers: no legal rates, but the reward of its episodes.
+    assert!(base.get("legal_first_try_pct").is_none(), "{base}");
+    assert!(base["reward"]["mean"].as_f64().unwrap() < 1.0, "{base}");
+}
