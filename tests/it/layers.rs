@@ -126,6 +126,13 @@ async fn realization_repairs_near_miss_names_types_and_action_strings() {
     assert_eq!(m["legal_final"], 4);
     assert_eq!(m["blocked"], 0);
     assert_eq!(m["interventions"], 3);
+    // `nlah inspect` shows them on the timeline.
+    let (code, stdout, stderr) = env.run(&["inspect", &ran.ws.display().to_string()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("action-realization legal-action: hanoi__act {\"action\":\"move disk from A to B\"} → hanoi__act {\"action\":\"move A B\"}"),
+        "{stdout}"
+    );
 }
 
 /// An illegal action every turn (peg C is empty at the start).

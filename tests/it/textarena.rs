@@ -10,6 +10,14 @@ use crate::support::{Answer, TestEnv, Turn, output};
 
 /// Runs the arena harness on a bundled TextArena task with that Python first on `PATH`.
 async fn play(env: &TestEnv, task: &str) -> (i32, serde_json::Value, Vec<serde_json::Value>) {
+    play_with(env, task, &[]).await
+}
+
+async fn play_with(
+    env: &TestEnv,
+    task: &str,
+    modules: &[&str],
+) -> (i32, serde_json::Value, Vec<serde_json::Value>) {
     let python = crate::support::outside::require_env(
         "NLAH_TEXTARENA_PYTHON",
         "a Python with examples/environments/textarena/requirements.txt installed",
@@ -31,6 +39,9 @@ async fn play(env: &TestEnv, task: &str) -> (i32, serde_json::Value, Vec<serde_j
         "--workspace",
         &ws.display().to_string(),
     ]);
+    for m in modules {
+        cmd.args(["--with", m]);
+    }
     let out = output(cmd).await;
     let code = out.status.code().unwrap_or(-1);
     let record: serde_json::Value = serde_json::from_str(
@@ -118,4 +129,39 @@ async fn textarena_tictactoe_is_won_against_the_fixed_opponent() {
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(r["episode"]["reward"], 1.0);
     assert_eq!(r["episode"]["steps"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs textarena (NLAH_TEXTARENA_PYTHON)"]
+async fn textarena_tower_of_hanoi_with_every_layer_on() {
+    // A sloppy first move ("A to C" is repaired to "[A C]"), then the solution.
+    let env = TestEnv::with_model(scripted(&[
+        "A to C", "[A B]", "[C B]", "[A C]", "[B A]", "[B C]", "[A C]",
+    ]))
+    .await;
+    let (code, r, events) = play_with(
+        &env,
+        "examples/textarena/tower-of-hanoi-s0",
+        &[
+            "action-realization",
+            "trajectory-regulation",
+            "contract-notes",
+            "procedural-skills",
+            "code-verifier",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["episode"]["reward"], 1.0);
+    assert_eq!(r["episode"]["invalid_actions"], 0);
+    let m = &r["interface"];
+    assert_eq!(m["repaired"], 1, "{m}");
+    assert_eq!(m["skills_retrieved"], 1, "{m}");
+    assert_eq!(m["blocked"], 0, "{m}");
+    let rules: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "intervention")
+        .map(|e| e["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"legal-action"), "{rules:?}");
 }
