@@ -735,6 +735,19 @@ async fn the_report_shows_legal_rates_interventions_and_reward_per_variant() {
     assert_eq!(with[n - 4], "1.0", "one repair per episode: {with:?}");
     assert_eq!(with[n - 5], "100.0", "{with:?}");
     assert_eq!(with[n - 3], "1.00", "{with:?}");
+    let csv = env
+        .nlah()
+        .args(["report", "--format", "csv"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&csv.stdout).into_owned();
+    assert!(
+        csv.lines().next().unwrap().ends_with(
+            ",legal_first_try_pct,legal_first_try_pct_lo,legal_first_try_pct_hi,legal_final_pct,legal_final_pct_lo,legal_final_pct_hi,interventions,interventions_lo,interventions_hi,reward,reward_lo,reward_hi"
+        ),
+        "{csv}"
+    );
     let json = env
         .nlah()
         .args(["report", "--format", "json"])
