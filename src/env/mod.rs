@@ -66,6 +66,31 @@ impl std::fmt::Debug for Episode {
     }
 }
 
+/// The folders an environment's command needs to read besides the system's: the task folder
+/// and the folder of every file the command names (absolute, or through `{task_dir}`), so that
+/// a sandbox that confines reading can let the server read its own code and nothing else.
+pub fn read_paths(config: &EnvConfig, task_dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![task_dir.to_path_buf()];
+    let expanded = config
+        .command
+        .replace("{task_dir}", &task_dir.to_string_lossy());
+    for word in expanded.split_whitespace() {
+        let w = word.trim_matches(['\'', '"']);
+        let p = Path::new(w);
+        if p.is_absolute()
+            && p.is_file()
+            && let Some(dir) = p
+                .canonicalize()
+                .ok()
+                .and_then(|c| c.parent().map(Path::to_path_buf))
+            && !out.contains(&dir)
+        {
+            out.push(dir);
+        }
+    }
+    out
+}
+
 /// `s` quoted for `bash -c`.
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -403,4 +428,28 @@ fn cap(s: &str, max: usize) -> String {
 /// `[env] config` as the JSON handed to the server.
 pub fn toml_to_json(t: &toml::Table) -> Value {
     serde_json::to_value(t).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_s_own_files_are_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let task = dir.path().join("tasks/t1");
+        let envs = dir.path().join("environments");
+        std::fs::create_dir_all(&task).unwrap();
+        std::fs::create_dir_all(&envs).unwrap();
+        std::fs::write(envs.join("game.py"), "").unwrap();
+        let config = EnvConfig {
+            name: "env".into(),
+            command: "exec python3 {task_dir}/../../environments/game.py --fast".into(),
+            config: toml::Table::new(),
+            timeout_sec: 30.0,
+            max_steps: None,
+        };
+        let paths = read_paths(&config, &task);
+        assert_eq!(paths, [task.clone(), envs.canonicalize().unwrap()]);
+    }
 }
