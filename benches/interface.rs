@@ -208,7 +208,7 @@ fn bm25() {
             .collect();
         let query = query.join(" ");
         let t = Instant::now();
-        let top = ix.top(&query, 3, None);
+        let top = ix.top(&query, 3, &[]);
         samples.push(t.elapsed());
         assert!(!top.is_empty());
     }

@@ -199,10 +199,21 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
     // A child acting in an environment learns its tools and its current state last, after the
     // skills the procedural-skills layer retrieved for the task.
     let mut text = brief.task.clone();
+    let task_tags: Vec<String> = run
+        .task
+        .config
+        .metadata
+        .get("tags")
+        .and_then(|t| t.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
     if let Some((note, names)) = interface::skills_note(
         &run.harness.layers,
         &run.harness_root,
         &run.task.instruction,
+        &task_tags,
     ) {
         text = format!("{text}\n{note}");
         run.add_interface(&crate::record::InterfaceMetrics {

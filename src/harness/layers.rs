@@ -116,7 +116,8 @@ pub struct Skills {
     pub top_k: u32,
     /// Words kept of each skill (5–120).
     pub max_words: u32,
-    /// Only skills whose front matter `tags` (or name) include this tag.
+    /// Only skills whose front matter `tags` include this tag; `task`: one of the task's own tags
+    /// (`[metadata] tags` in `task.toml`).
     pub tag: Option<String>,
 }
 

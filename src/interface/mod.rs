@@ -552,17 +552,25 @@ impl Hooks for Layers {
 
 /// The skills a child's brief gets: `## Skills` with the top-k of the harness's library for the
 /// task, each cut to the word cap; and their names. `None` without the layer or a match.
+/// `task_tags`: the task's own tags (`[metadata] tags` of `task.toml`), which `tag: task` filters
+/// by.
 pub fn skills_note(
     layers: &[Layer],
     harness_root: &Path,
     task: &str,
+    task_tags: &[String],
 ) -> Option<(String, Vec<String>)> {
     let cfg = layers.iter().find_map(|l| match &l.kind {
         LayerKind::ProceduralSkills(s) => Some(s),
         _ => None,
     })?;
     let index = skills::index_for(&harness_root.join("skills"));
-    let top = index.top(task, cfg.top_k as usize, cfg.tag.as_deref());
+    let tags: Vec<&str> = match cfg.tag.as_deref() {
+        Some("task") => task_tags.iter().map(String::as_str).collect(),
+        Some(t) => vec![t],
+        None => Vec::new(),
+    };
+    let top = index.top(task, cfg.top_k as usize, &tags);
     if top.is_empty() {
         return None;
     }

@@ -63,8 +63,8 @@ impl Index {
     }
 
     /// The best `k` skills for `query` with a positive score, best first (ties by name);
-    /// `tag` keeps only skills carrying it.
-    pub fn top(&self, query: &str, k: usize, tag: Option<&str>) -> Vec<&Skill> {
+    /// non-empty `tags` keep only skills carrying one of them.
+    pub fn top(&self, query: &str, k: usize, tags: &[&str]) -> Vec<&Skill> {
         let mut q: Vec<String> = tokens(query).collect();
         q.sort();
         q.dedup();
@@ -92,7 +92,12 @@ impl Index {
             .into_iter()
             .map(|i| (scores[i as usize], i as usize))
             .filter(|(s, i)| {
-                *s > 0.0 && tag.is_none_or(|tag| self.skills[*i].tags.iter().any(|t| t == tag))
+                *s > 0.0
+                    && (tags.is_empty()
+                        || self.skills[*i]
+                            .tags
+                            .iter()
+                            .any(|t| tags.contains(&t.as_str())))
             })
             .collect();
         scored.sort_by(|a, b| {
@@ -216,11 +221,11 @@ mod tests {
                 "---\ntags: puzzle\n---\nRead the board before each move.",
             ),
         ]);
-        let top = ix.top("tower of hanoi: move the disk", 2, None);
+        let top = ix.top("tower of hanoi: move the disk", 2, &[]);
         assert_eq!(top[0].name, "hanoi");
-        assert_eq!(ix.top("guess the number", 1, None)[0].name, "b");
+        assert_eq!(ix.top("guess the number", 1, &[])[0].name, "b");
         assert!(
-            ix.top("guess the number", 3, Some("puzzle"))
+            ix.top("guess the number", 3, &["puzzle"])
                 .iter()
                 .all(|s| s.tags.contains(&"puzzle".to_string()))
         );

@@ -505,6 +505,30 @@ async fn procedural_skills_put_the_best_matching_skill_in_the_brief() {
     let lines: Vec<&str> = skills.lines().filter(|l| l.starts_with("- ")).collect();
     assert_eq!(lines.len(), 2, "{skills}");
     assert_eq!(lines[0], "- tower-of-hanoi: Solving a Tower of Hanoi");
+
+    // tag: task — only skills carrying one of the task's own tags.
+    let env = TestEnv::with_model(policy(vec![])).await;
+    let h = arena(
+        &env,
+        &[(
+            "procedural-skills.md",
+            "max words: 35",
+            "max words: 35\n- tag: task",
+        )],
+    );
+    let t = task(&env, "tagged", 3);
+    let toml = Path::new(&t).join("task.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        format!("{text}\n[metadata]\ntags = [\"board-game\"]\n"),
+    )
+    .unwrap();
+    let ran = run(&env, &h, &t, &["procedural-skills"], &[]).await;
+    let brief = std::fs::read_to_string(ran.ws.join("children/play-1/TASK.md")).unwrap();
+    let skills = brief.split("## Skills").nth(1).expect("a skills section");
+    assert!(skills.contains("- tic-tac-toe: "), "{skills}");
+    assert!(!skills.contains("tower-of-hanoi"), "{skills}");
 }
 
 #[test]
