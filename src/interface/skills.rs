@@ -22,8 +22,9 @@ pub struct Skill {
 #[derive(Debug, Default)]
 pub struct Index {
     skills: Vec<Skill>,
-    /// Per term: (skill, term frequency).
-    postings: HashMap<String, Vec<(u32, u32)>>,
+    /// Per term: (skill, its BM25 term weight `f·(k1+1) / (f + k1·(1 − b + b·dl/avgdl))`,
+    /// which depends on the skill alone and is computed once).
+    postings: HashMap<String, Vec<(u32, f64)>>,
     len: Vec<usize>,
     avgdl: f64,
 }
@@ -37,19 +38,28 @@ pub fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
 impl Index {
     pub fn new(skills: Vec<Skill>) -> Index {
         let mut ix = Index::default();
-        for (i, s) in skills.iter().enumerate() {
+        let mut freqs: Vec<HashMap<String, u32>> = Vec::with_capacity(skills.len());
+        for s in &skills {
             let mut tf: HashMap<String, u32> = HashMap::new();
             let mut n = 0;
             for t in tokens(&s.text).chain(s.tags.iter().flat_map(|t| tokens(t))) {
                 *tf.entry(t).or_default() += 1;
                 n += 1;
             }
-            for (t, f) in tf {
-                ix.postings.entry(t).or_default().push((i as u32, f));
-            }
+            freqs.push(tf);
             ix.len.push(n);
         }
         ix.avgdl = ix.len.iter().sum::<usize>() as f64 / ix.len.len().max(1) as f64;
+        for (i, tf) in freqs.into_iter().enumerate() {
+            let norm = K1 * (1.0 - B + B * ix.len[i] as f64 / ix.avgdl.max(f64::MIN_POSITIVE));
+            for (t, f) in tf {
+                let f = f64::from(f);
+                ix.postings
+                    .entry(t)
+                    .or_default()
+                    .push((i as u32, f * (K1 + 1.0) / (f + norm)));
+            }
+        }
         ix.skills = skills;
         ix
     }
@@ -78,14 +88,12 @@ impl Index {
             };
             let df = post.len() as f64;
             let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            for &(i, f) in post {
-                let f = f64::from(f);
-                let dl = self.len[i as usize] as f64;
+            for &(i, w) in post {
                 let slot = &mut scores[i as usize];
                 if *slot == 0.0 {
                     touched.push(i);
                 }
-                *slot += idf * f * (K1 + 1.0) / (f + K1 * (1.0 - B + B * dl / self.avgdl));
+                *slot += idf * w;
             }
         }
         let mut scored: Vec<(f64, usize)> = touched
