@@ -350,6 +350,12 @@ impl McpClient {
         &self.capabilities
     }
 
+    /// Changes the time limit of later requests (an environment allows its start more time than
+    /// its steps).
+    pub fn set_request_timeout(&mut self, timeout: Duration) {
+        self.options.request_timeout = timeout;
+    }
+
     /// Sends a request outside the tool calls (a convention's method such as `env/reset`).
     pub async fn request_value(&self, method: &str, params: Value) -> Result<Value, McpError> {
         self.request(method, params).await

@@ -23,6 +23,10 @@ use crate::sandbox::Confinement;
 use crate::task::EnvConfig;
 pub use state::EnvState;
 
+/// Added to `[env] timeout_sec` for starting and resetting the server (an interpreter that
+/// imports a game library on a loaded machine can take seconds).
+pub const STARTUP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Bytes of the observation quoted in a child's brief.
 const OBSERVATION_CAP: usize = 4000;
 
@@ -110,10 +114,10 @@ impl Episode {
             .command
             .replace("{task_dir}", &shell_quote(&task_dir.to_string_lossy()));
         let options = McpOptions {
-            request_timeout: config.timeout(),
+            request_timeout: config.timeout() + STARTUP_GRACE,
             ..McpOptions::default()
         };
-        let client = McpClient::spawn_with(&config.name, &command, cwd, confinement, options)
+        let mut client = McpClient::spawn_with(&config.name, &command, cwd, confinement, options)
             .await
             .map_err(|source| EnvError::Start {
                 name: config.name.clone(),
@@ -139,6 +143,7 @@ impl Episode {
                 detail: format!("a result that is not a state object: {reset}"),
             })?;
         }
+        client.set_request_timeout(config.timeout());
         progress.pending.push(EventKind::EnvironmentStarted {
             environment: config.name.clone(),
             tools: client.tools().iter().map(|t| t.exposed.clone()).collect(),

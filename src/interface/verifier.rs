@@ -24,6 +24,9 @@ use serde_json::{Value, json};
 
 use crate::sandbox::{Confinement, Scratch};
 
+/// Added to the time limit of the first answer, for the script to start.
+pub const STARTUP_GRACE: Duration = Duration::from_secs(5);
+
 /// Why the verifier failed, in words naming the script.
 pub type Fault = String;
 
@@ -142,7 +145,14 @@ impl VerifierProcess {
         {
             return fail(&mut guard, format!("exited before answering {method}"));
         }
-        let deadline = std::time::Instant::now() + self.timeout;
+        // The first answer also waits for the script to start (an interpreter on a loaded
+        // machine can take seconds); the steady-state limit applies from then on.
+        let limit = if id == 1 {
+            self.timeout + STARTUP_GRACE
+        } else {
+            self.timeout
+        };
+        let deadline = std::time::Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match io.lines.recv_timeout(left) {
@@ -161,10 +171,7 @@ impl VerifierProcess {
                 Err(RecvTimeoutError::Timeout) => {
                     return fail(
                         &mut guard,
-                        format!(
-                            "did not answer {method} within {} ms",
-                            self.timeout.as_millis()
-                        ),
+                        format!("did not answer {method} within {} ms", limit.as_millis()),
                     );
                 }
                 Err(RecvTimeoutError::Disconnected) => {
