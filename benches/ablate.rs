@@ -306,6 +306,8 @@ fn record(c: &Cell, version: &str) -> RunRecord {
         },
         requests: Default::default(),
         sandbox: "landlock: enforced; network: private namespace".into(),
+        episode: None,
+        interface: None,
     }
 }
 

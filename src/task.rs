@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use config::{AgentConfig, TaskBudgets, TaskConfig, VerifierConfig};
+pub use config::{AgentConfig, EnvConfig, TaskBudgets, TaskConfig, VerifierConfig};
 pub use files::copy_files;
 pub use verify::{DEFAULT_VERIFIER_COMMAND, Launcher, OUTPUT_CAP, Verdict, verify};
 

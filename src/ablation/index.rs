@@ -21,7 +21,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 pub const INDEX_FILE: &str = "index.sqlite";
 /// Bumped whenever the table changes; an index of another version is rebuilt.
-const VERSION: &str = "1";
+const VERSION: &str = "2";
 
 /// The figures of one cell's run.json that tables and schedulers need, without the full record.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,6 +44,19 @@ pub struct Summary {
     pub children_output_tokens: u64,
     pub children_tool_calls: u64,
     pub children_llm_calls: u64,
+    /// The interface layers' counts, for a harness that declares layers.
+    pub interface: Option<InterfaceSummary>,
+    /// The environment's last reward, for a task that runs in one.
+    pub reward: Option<f64>,
+}
+
+/// What the report needs of `run.json`'s `interface`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct InterfaceSummary {
+    pub actions: u64,
+    pub legal_first_try: u64,
+    pub legal_final: u64,
+    pub interventions: u64,
 }
 
 impl Summary {
@@ -66,6 +79,13 @@ impl Summary {
             children_output_tokens: m.children.output_tokens,
             children_tool_calls: m.tool_calls.saturating_sub(m.parent_tool_calls),
             children_llm_calls: m.children.calls,
+            interface: r.interface.as_ref().map(|i| InterfaceSummary {
+                actions: i.actions,
+                legal_first_try: i.legal_first_try,
+                legal_final: i.legal_final,
+                interventions: i.interventions,
+            }),
+            reward: r.episode.as_ref().and_then(|e| e.reward),
         }
     }
 }
@@ -120,7 +140,7 @@ fn outcome_from(s: &str) -> Option<RunOutcome> {
     })
 }
 
-const COLUMNS: &str = "id, mtime_ns, size, ino, outcome, input_tokens, output_tokens, cached_input_tokens, tool_calls, llm_calls, wall_ms, cost_usd, parent_input_tokens, parent_output_tokens, parent_tool_calls, parent_llm_calls, children_input_tokens, children_output_tokens, children_tool_calls, children_llm_calls";
+const COLUMNS: &str = "id, mtime_ns, size, ino, outcome, input_tokens, output_tokens, cached_input_tokens, tool_calls, llm_calls, wall_ms, cost_usd, parent_input_tokens, parent_output_tokens, parent_tool_calls, parent_llm_calls, children_input_tokens, children_output_tokens, children_tool_calls, children_llm_calls, if_actions, if_legal_first_try, if_legal_final, if_interventions, reward";
 
 fn create(db: &Connection) -> rusqlite::Result<()> {
     db.execute_batch(
@@ -151,6 +171,11 @@ fn create(db: &Connection) -> rusqlite::Result<()> {
             children_output_tokens INTEGER NOT NULL,
             children_tool_calls INTEGER NOT NULL,
             children_llm_calls INTEGER NOT NULL,
+            if_actions INTEGER,
+            if_legal_first_try INTEGER,
+            if_legal_final INTEGER,
+            if_interventions INTEGER,
+            reward REAL,
             record TEXT NOT NULL
          );",
     )?;
@@ -227,13 +252,23 @@ fn read_rows(db: &Connection, with_records: bool) -> rusqlite::Result<HashMap<St
             children_output_tokens: u(r.get(17)?),
             children_tool_calls: u(r.get(18)?),
             children_llm_calls: u(r.get(19)?),
+            interface: match r.get::<_, Option<i64>>(20)? {
+                None => None,
+                Some(a) => Some(InterfaceSummary {
+                    actions: u(a),
+                    legal_first_try: u(r.get(21)?),
+                    legal_final: u(r.get(22)?),
+                    interventions: u(r.get(23)?),
+                }),
+            },
+            reward: r.get(24)?,
         };
         let stamp = Stamp {
             mtime_ns: r.get(1)?,
             size: r.get(2)?,
             ino: r.get(3)?,
         };
-        let record = if with_records { Some(r.get(20)?) } else { None };
+        let record = if with_records { Some(r.get(25)?) } else { None };
         out.insert(
             r.get(0)?,
             Row {
@@ -309,8 +344,8 @@ fn upsert(db: &mut Connection, changes: &[(&Cell, Option<&Fresh>)]) -> rusqlite:
     {
         let mut del = tx.prepare_cached("DELETE FROM cells WHERE id = ?1")?;
         let mut ins = tx.prepare_cached(
-            "INSERT OR REPLACE INTO cells (id, idx, variant, task, model, seed, mtime_ns, size, ino, outcome, input_tokens, output_tokens, cached_input_tokens, tool_calls, llm_calls, wall_ms, cost_usd, parent_input_tokens, parent_output_tokens, parent_tool_calls, parent_llm_calls, children_input_tokens, children_output_tokens, children_tool_calls, children_llm_calls, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+            "INSERT OR REPLACE INTO cells (id, idx, variant, task, model, seed, mtime_ns, size, ino, outcome, input_tokens, output_tokens, cached_input_tokens, tool_calls, llm_calls, wall_ms, cost_usd, parent_input_tokens, parent_output_tokens, parent_tool_calls, parent_llm_calls, children_input_tokens, children_output_tokens, children_tool_calls, children_llm_calls, if_actions, if_legal_first_try, if_legal_final, if_interventions, reward, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
         )?;
         for (c, f) in changes {
             match f {
@@ -346,6 +381,11 @@ fn upsert(db: &mut Connection, changes: &[(&Cell, Option<&Fresh>)]) -> rusqlite:
                         i(s.children_output_tokens),
                         i(s.children_tool_calls),
                         i(s.children_llm_calls),
+                        s.interface.map(|x| i(x.actions)),
+                        s.interface.map(|x| i(x.legal_first_try)),
+                        s.interface.map(|x| i(x.legal_final)),
+                        s.interface.map(|x| i(x.interventions)),
+                        s.reward,
                         f.json,
                     ])?;
                 }
@@ -571,6 +611,8 @@ mod tests {
             metrics,
             requests: Default::default(),
             sandbox: String::new(),
+            episode: None,
+            interface: None,
         }
     }
 

@@ -166,6 +166,8 @@ pub struct McpClient {
     options: McpOptions,
     tools: Vec<McpTool>,
     server_info: Value,
+    /// The `capabilities` of the initialize result.
+    capabilities: Value,
     protocol_version: String,
     instructions: Option<String>,
     enforcement: Enforcement,
@@ -249,6 +251,7 @@ impl McpClient {
             options,
             tools: Vec::new(),
             server_info: Value::Null,
+            capabilities: Value::Null,
             protocol_version: String::new(),
             instructions: None,
             enforcement,
@@ -276,6 +279,7 @@ impl McpClient {
             .ok_or_else(|| self.protocol_error("the initialize result has no protocolVersion"))?
             .to_string();
         self.server_info = init.get("serverInfo").cloned().unwrap_or(Value::Null);
+        self.capabilities = init.get("capabilities").cloned().unwrap_or(Value::Null);
         self.instructions = init
             .get("instructions")
             .and_then(Value::as_str)
@@ -343,6 +347,23 @@ impl McpClient {
         &self.server_info
     }
 
+    /// The `capabilities` the server declared (`experimental` carries conventions such as
+    /// docs/ENVIRONMENTS.md's `nlah/env`).
+    pub fn capabilities(&self) -> &Value {
+        &self.capabilities
+    }
+
+    /// Changes the time limit of later requests (an environment allows its start more time than
+    /// its steps).
+    pub fn set_request_timeout(&mut self, timeout: Duration) {
+        self.options.request_timeout = timeout;
+    }
+
+    /// Sends a request outside the tool calls (a convention's method such as `env/reset`).
+    pub async fn request_value(&self, method: &str, params: Value) -> Result<Value, McpError> {
+        self.request(method, params).await
+    }
+
     /// The protocol version the server chose.
     pub fn protocol_version(&self) -> &str {
         &self.protocol_version
@@ -379,6 +400,18 @@ impl McpClient {
     /// model caused (the tool's `isError`, JSON-RPC errors such as invalid arguments) come back
     /// as `Ok` outputs with `is_error`; `Err` means the server itself failed.
     pub async fn call(&self, tool: &str, arguments: Value) -> Result<ToolOutput, McpError> {
+        self.call_with_result(tool, arguments)
+            .await
+            .map(|(out, _)| out)
+    }
+
+    /// [`McpClient::call`], also returning the raw result (`Null` after a JSON-RPC error), whose
+    /// `_meta` and `structuredContent` carry what conventions beyond MCP add.
+    pub async fn call_with_result(
+        &self,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<(ToolOutput, Value), McpError> {
         let Some(t) = self
             .tools
             .iter()
@@ -410,14 +443,14 @@ impl McpClient {
         {
             Ok(r) => r,
             Err(McpError::Rpc { code, message, .. }) => {
-                return Ok(ToolOutput::error(format!(
-                    "{} failed: MCP error {code}: {message}",
-                    t.exposed
-                )));
+                return Ok((
+                    ToolOutput::error(format!("{} failed: MCP error {code}: {message}", t.exposed)),
+                    Value::Null,
+                ));
             }
             Err(e) => return Err(e),
         };
-        Ok(self.render_result(&result))
+        Ok((self.render_result(&result), result))
     }
 
     /// Joins the text items of a `tools/call` result; other items become short notes.

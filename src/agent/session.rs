@@ -1,11 +1,11 @@
 //! The built-in child loop for chat backends: ask the model, run the tools it calls, repeat.
 //!
-//! Three hook points let later modules (runtime adaptation layers) change the loop without
-//! touching it: before each model call, after the model's output and before any tool runs, and
-//! after each tool result.
+//! Four hook points let the interface layers (`crate::interface`) change the loop without
+//! touching it: before each model call, after the model's output, before each tool call (which
+//! they may repair or block), and after each tool result.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -14,6 +14,7 @@ use super::budget::{Exhausted, Meter};
 use super::mcp::McpClient;
 use super::realize::{self, Note};
 use super::tools::{self, ToolContext, ToolOutput, finish};
+use crate::env::Episode;
 use crate::model::retry::{self, RetryPolicy};
 use crate::model::{
     ChatBackend, ChatRequest, ChatResponse, Message, ModelError, ToolCall, ToolChoice, ToolSpec,
@@ -26,8 +27,17 @@ pub trait Hooks: Send + Sync {
     fn before_model(&self, _req: &mut ChatRequest) {}
     /// After the model's output, before any tool runs: may correct or veto tool calls.
     fn after_output(&self, _resp: &mut ChatResponse) {}
+    /// Before one tool call runs: may repair it, or block it by answering in its place (the
+    /// tool then does not run and `after_tool` is not called).
+    fn before_tool(&self, _call: &mut ToolCall) -> Option<ToolOutput> {
+        None
+    }
     /// After each tool result: may annotate the feedback the model sees next.
     fn after_tool(&self, _call: &ToolCall, _out: &mut ToolOutput) {}
+    /// Why the child must stop now (a layer's own part failed), if it must.
+    fn stopped(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The loop without adaptation layers.
@@ -46,11 +56,13 @@ pub trait SessionObserver: Send + Sync {
     fn interface(&self, _note: &Note) {}
 }
 
-/// The tools a child can call: the built-ins and those of MCP servers.
+/// The tools a child can call: the built-ins, those of MCP servers, and the actions of the
+/// task's environment.
 pub struct ToolBox {
     pub ctx: ToolContext,
     pub builtin: Vec<ToolSpec>,
     pub mcp: Vec<McpClient>,
+    pub env: Option<Arc<Episode>>,
 }
 
 impl ToolBox {
@@ -59,6 +71,9 @@ impl ToolBox {
         let mut v = self.builtin.clone();
         for m in &self.mcp {
             v.extend(m.tool_specs());
+        }
+        if let Some(e) = &self.env {
+            v.extend(e.tool_specs());
         }
         v
     }
@@ -76,6 +91,10 @@ impl ToolBox {
                  the arguments short; got {}",
                 clip(&call.arguments, 200)
             ));
+        }
+        if let Some(e) = self.env.as_ref().filter(|e| e.has_tool(&call.name)) {
+            let child = self.ctx.own_dir.rsplit('/').next().unwrap_or_default();
+            return e.act(child, &call.name, &call.arguments).await;
         }
         if self.builtin.iter().any(|t| t.name == call.name) || !call.name.contains("__") {
             return tools::call(&self.ctx, &call.name, &call.arguments).await;
@@ -409,8 +428,16 @@ pub async fn run(s: Session<'_>) -> SessionResult {
                     break 'outer End::Budget(e);
                 }
                 let started = Instant::now();
-                let mut out = tools.call(call).await;
-                hooks.after_tool(call, &mut out);
+                let mut call = call.clone();
+                let out = match hooks.before_tool(&mut call) {
+                    Some(blocked) => blocked,
+                    None => {
+                        let mut out = tools.call(&call).await;
+                        hooks.after_tool(&call, &mut out);
+                        out
+                    }
+                };
+                let call = &call;
                 meter.add_tool_call();
                 tally.add_tool_call();
                 obs.tool_call(call, &out, started.elapsed().as_millis() as u64);
@@ -425,7 +452,12 @@ pub async fn run(s: Session<'_>) -> SessionResult {
                 messages.push(result);
                 finished = call.name == finish::NAME && !out.is_error;
             }
-            if finished || response_file.is_file() {
+            // A failed environment ends the child; the run then ends as an infrastructure error.
+            if finished
+                || response_file.is_file()
+                || tools.env.as_ref().is_some_and(|e| e.fault().is_some())
+                || hooks.stopped().is_some()
+            {
                 break 'outer End::Finished(String::new());
             }
         }

@@ -14,6 +14,7 @@ use crate::agent::session::{
 };
 use crate::agent::tools::{self, ToolContext, ToolOutput};
 use crate::harness::model::{GateKind, Role, Stage};
+use crate::interface::{self, Layers};
 use crate::model::retry::RetryNote;
 use crate::model::{ChatResponse, ModelSpec, ToolCall};
 use crate::record::{ChildStatus, EventKind, Usage};
@@ -96,6 +97,19 @@ impl ChildReport {
 struct Events<'a> {
     run: &'a Run,
     child: &'a str,
+    layers: Option<&'a Layers>,
+}
+
+impl Events<'_> {
+    /// Records what the interface layers and the environment reported since the last call.
+    fn flush(&self) {
+        if let Some(l) = self.layers {
+            for e in l.take_events() {
+                self.run.emit(e);
+            }
+        }
+        super::episode::flush(self.run);
+    }
 }
 
 impl SessionObserver for Events<'_> {
@@ -126,6 +140,7 @@ impl SessionObserver for Events<'_> {
             duration_ms,
             summary: args,
         });
+        self.flush();
     }
 
     fn call_failed(&self, class: &str, usage: &Usage) {
@@ -208,7 +223,43 @@ async fn chat_backend(
 pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceError> {
     let dir = req.root.join("children").join(&req.id);
     let brief = super::brief::compose(run, &req);
-    let text = brief.task.clone();
+    // A child acting in an environment learns its tools and its current state last, after the
+    // skills the procedural-skills layer retrieved for the task.
+    let mut text = brief.task.clone();
+    let task_tags: Vec<String> = run
+        .task
+        .config
+        .metadata
+        .get("tags")
+        .and_then(|t| t.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    if let Some((note, names)) = interface::skills_note(
+        &run.harness.layers,
+        &run.harness_root,
+        &run.task.instruction,
+        &task_tags,
+    ) {
+        text = format!("{text}\n{note}");
+        run.add_interface(&crate::record::InterfaceMetrics {
+            skills_retrieved: names.len() as u64,
+            interventions: 1,
+            ..Default::default()
+        });
+        run.emit(EventKind::Intervention {
+            child: req.id.clone(),
+            layer: "procedural-skills".into(),
+            rule: "retrieved".into(),
+            before: String::new(),
+            after: None,
+            message: names.join(", "),
+        });
+    }
+    if let Some(ep) = run.episode() {
+        text = format!("{text}\n{}", ep.brief_note());
+    }
     // `children/` is where children write: no link planted there is followed.
     let own = Path::new("children").join(&req.id);
     crate::workspace::beneath::write(req.root, &own.join("TASK.md"), text.as_bytes(), false)?;
@@ -304,7 +355,12 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                         }),
                     }
                 }
-                let toolbox = ToolBox { ctx, builtin, mcp };
+                let toolbox = ToolBox {
+                    ctx,
+                    builtin,
+                    mcp,
+                    env: run.episode(),
+                };
                 let model_name = match &spec {
                     ModelSpec::OpenAi { model } | ModelSpec::Anthropic { model } => model.clone(),
                     other => other.to_string(),
@@ -328,9 +384,19 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                 if let Some(w) = sspec.context_window {
                     run.checked_window(w);
                 }
+                let layers = Layers::new(
+                    &req.id,
+                    &run.harness.layers,
+                    toolbox.specs(),
+                    toolbox.env.clone(),
+                    run.opts.settings.max_steps,
+                    req.root,
+                    &toolbox.ctx.confinement,
+                );
                 let obs = Events {
                     run,
                     child: &req.id,
+                    layers: layers.as_ref(),
                 };
                 let transcript = dir.join("transcript.jsonl");
                 let tally = Tally::default();
@@ -338,7 +404,10 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                     backend: backend.as_ref(),
                     spec: &sspec,
                     tools: &toolbox,
-                    hooks: &NoHooks,
+                    hooks: match &layers {
+                        Some(l) => l,
+                        None => &NoHooks,
+                    },
                     observer: &obs,
                     meter: &run.meter,
                     transcript: &transcript,
@@ -369,40 +438,57 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                         }
                     }
                 };
-                run.add_interface(tally.count("empty-answer"), tally.repairs());
+                run.add_loop_repairs(tally.count("empty-answer"), tally.repairs());
                 for m in toolbox.mcp {
                     m.shutdown().await;
                 }
+                obs.flush();
+                if let Some(l) = &layers {
+                    run.add_interface(&l.metrics());
+                }
+                // A layer's own part (the code verifier) failed: the infrastructure's fault.
+                let layer_fault = layers.as_ref().and_then(Layers::fault);
                 report.usage = out.usage;
                 report.tool_calls = out.tool_calls;
-                report.end = match out.end {
-                    End::Finished(_) => "the model finished".into(),
-                    End::MaxSteps => format!("stopped after {} steps", run.opts.settings.max_steps),
-                    End::Budget(b) => {
-                        run.emit(EventKind::BudgetHit {
-                            budget: b.budget.to_string(),
-                            limit: b.limit.clone(),
-                            used: b.used.clone(),
-                            request: b.request,
-                        });
-                        let s = b.to_string();
-                        report.budget = Some(b);
-                        s
-                    }
-                    End::Model(e) => {
-                        run.emit(EventKind::Error {
-                            class: e.class().to_string(),
-                            message: e.to_string(),
-                        });
-                        if e.is_configuration() {
-                            run.config_failure(e.class());
-                            report.config = Some(e.class().to_string());
-                        } else {
-                            report.infra = Some(e.class().to_string());
+                if let Some(f) = layer_fault {
+                    run.emit(EventKind::Error {
+                        class: "code-verifier".into(),
+                        message: f.clone(),
+                    });
+                    report.infra = Some("code-verifier".into());
+                    report.end = f;
+                } else {
+                    report.end = match out.end {
+                        End::Finished(_) => "the model finished".into(),
+                        End::MaxSteps => {
+                            format!("stopped after {} steps", run.opts.settings.max_steps)
                         }
-                        e.to_string()
-                    }
-                };
+                        End::Budget(b) => {
+                            run.emit(EventKind::BudgetHit {
+                                budget: b.budget.to_string(),
+                                limit: b.limit.clone(),
+                                used: b.used.clone(),
+                                request: b.request,
+                            });
+                            let s = b.to_string();
+                            report.budget = Some(b);
+                            s
+                        }
+                        End::Model(e) => {
+                            run.emit(EventKind::Error {
+                                class: e.class().to_string(),
+                                message: e.to_string(),
+                            });
+                            if e.is_configuration() {
+                                run.config_failure(e.class());
+                                report.config = Some(e.class().to_string());
+                            } else {
+                                report.infra = Some(e.class().to_string());
+                            }
+                            e.to_string()
+                        }
+                    };
+                }
             }
         },
     }

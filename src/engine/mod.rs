@@ -8,6 +8,7 @@ pub mod backends;
 pub mod brief;
 pub mod candidates;
 pub mod child;
+pub mod episode;
 pub mod flow;
 pub mod gates;
 pub mod response;
@@ -179,6 +180,10 @@ pub struct Run {
     config_error: Mutex<Option<String>>,
     /// The context window requests were checked against (a setting, or the server's word).
     window: Mutex<Option<u64>>,
+    /// The task's environment while its episode runs (`episode.rs`).
+    episode: Mutex<Option<Arc<crate::env::Episode>>>,
+    /// What the interface layers counted, over every child.
+    interface: Mutex<crate::record::InterfaceMetrics>,
 }
 
 impl Run {
@@ -196,6 +201,22 @@ impl Run {
                 g.get_or_insert_with(|| e.to_string());
             }
         }
+    }
+
+    /// Adds a child's interface-layer counts to the run's.
+    pub fn add_interface(&self, m: &crate::record::InterfaceMetrics) {
+        self.interface
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(m);
+    }
+
+    /// The running environment of the task, if it has one.
+    pub fn episode(&self) -> Option<Arc<crate::env::Episode>> {
+        self.episode
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn commit(&self, message: &str) -> Result<(), WorkspaceError> {
@@ -230,7 +251,7 @@ impl Run {
     }
 
     /// Counts what the loop did at the model interface (nudges, repairs).
-    pub fn add_interface(&self, empty_answers: u64, repairs: u64) {
+    pub fn add_loop_repairs(&self, empty_answers: u64, repairs: u64) {
         let mut m = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
         m.empty_answers += empty_answers;
         m.repairs += repairs;
@@ -361,6 +382,8 @@ pub fn prepare(opts: RunOptions) -> Result<Run, EngineError> {
         config_error: Mutex::new(None),
         window: Mutex::new(None),
         events_failed: Mutex::new(None),
+        episode: Mutex::new(None),
+        interface: Mutex::new(crate::record::InterfaceMetrics::default()),
         opts,
         ws,
         harness,
@@ -408,6 +431,8 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
             max_tokens: run.opts.settings.max_tokens(),
             context_window: run.opts.settings.context_window,
         },
+        episode: None,
+        interface: None,
     };
     write_record(&run, &record)?;
     run.emit(EventKind::RunStarted {
@@ -432,7 +457,11 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
     // A workspace the runtime cannot write ends the run here, with a final record all the same;
     // one changed behind its back (a planted link, a moved branch) is the child's failure.
     let mut tampered = None;
-    let (harness_ok, mut reason, infra) = match stages(&run).await {
+    let walked = match episode::start(&run).await {
+        Ok(()) => stages(&run).await,
+        Err(e) => Ok((false, e, Some(episode::ERROR_CLASS.to_string()))),
+    };
+    let (harness_ok, mut reason, mut infra) = match walked {
         Ok(walked) => walked,
         Err(e) if e.is_tampering() => {
             run.emit(EventKind::Error {
@@ -454,6 +483,13 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
     if tampered.is_none() {
         outputs_and_completion(&run, &mut reason).await;
     }
+    record.episode = episode::close(&run).await;
+    if let Some(f) = record.episode.as_ref().and_then(|e| e.fault.clone())
+        && infra.as_deref().is_none_or(|c| c == episode::ERROR_CLASS)
+    {
+        reason = format!("stopped by an environment fault: {f}");
+        infra = Some(episode::ERROR_CLASS.to_string());
+    }
 
     // Stopped from outside (the matrix's budget), not by the harness: no verdict.
     let cut = infra.is_none() && tampered.is_none() && run.meter.stopped_by_shared();
@@ -462,6 +498,17 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
     }
     let verdict = if infra.is_some() || tampered.is_some() || cut {
         None
+    } else if let Some(min) = run.task.config.verifier.reward_at_least {
+        let v = episode::judge(min, record.episode.as_ref());
+        run.emit(EventKind::VerifierFinished {
+            passed: v.passed,
+            reward: v.reward,
+            exit_code: None,
+            timed_out: false,
+            duration_ms: 0,
+        });
+        run.ws.write("history/verifier-output.txt", &v.output)?;
+        Some(v)
     } else {
         // The hidden tests are the task's code, but they run the agent's: they read the
         // workspace, write the task's files and their own temporary folder (added by
@@ -558,6 +605,14 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     record.metrics.wall_ms = started.elapsed().as_millis() as u64;
+    if !run.harness.layers.is_empty() {
+        record.interface = Some(
+            run.interface
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        );
+    }
     record.finished = Some(now());
     run.emit(EventKind::RunFinished {
         outcome: record.outcome,
@@ -686,7 +741,10 @@ async fn stages(run: &Run) -> Result<(bool, String, Option<String>), WorkspaceEr
             if outcome.passed { "passed" } else { "failed" },
             outcome.reason
         ));
-        if let Some(class) = outcome.infra {
+        let class = outcome
+            .infra
+            .or_else(|| episode::fault(run).map(|_| episode::ERROR_CLASS.to_string()));
+        if let Some(class) = class {
             return Ok((
                 false,
                 format!(

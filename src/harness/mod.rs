@@ -7,6 +7,7 @@ pub mod clauses;
 pub mod compose;
 pub mod frontmatter;
 pub mod gate;
+pub mod layers;
 pub mod markdown;
 pub mod model;
 pub mod module;

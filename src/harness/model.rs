@@ -17,6 +17,8 @@ pub struct Harness {
     pub adapters: Adapters,
     pub state: StateRules,
     pub failures: Vec<FailureClass>,
+    /// `## Interface layers`: what the runtime runs between a child and its tools.
+    pub layers: Vec<super::layers::Layer>,
 }
 
 impl Harness {

@@ -41,6 +41,8 @@ pub enum Component {
     Adapters,
     State,
     Failures,
+    /// `## Interface layers` (see `layers.rs`).
+    Layers,
 }
 
 impl Component {
@@ -59,6 +61,7 @@ impl Component {
             "adapters" | "adapters and scripts" | "adapters & scripts" => Component::Adapters,
             "state" => Component::State,
             "failure taxonomy" | "failures" => Component::Failures,
+            "interface layers" | "layers" => Component::Layers,
             _ => return None,
         })
     }
@@ -71,6 +74,7 @@ impl Component {
             Component::Adapters => "Adapters",
             Component::State => "State",
             Component::Failures => "Failure taxonomy",
+            Component::Layers => "Interface layers",
         }
     }
 }
@@ -115,6 +119,7 @@ pub fn harness(
         adapters: Adapters::default(),
         state: StateRules::default(),
         failures: Vec::new(),
+        layers: Vec::new(),
     };
     let mut seen: Vec<(Component, Pos)> = Vec::new();
     for sec in outline.sections(outline.body_start..outline.len, 2) {
@@ -141,6 +146,7 @@ pub fn harness(
             Component::Adapters => h.adapters = r.adapters(&sec),
             Component::State => h.state = r.state(&sec),
             Component::Failures => h.failures = r.failures(&sec),
+            Component::Layers => h.layers = r.layers(&sec),
         }
     }
     let top = r.pos(outline.body_start);
@@ -766,6 +772,47 @@ impl Reader<'_> {
             }
         }
         st
+    }
+
+    fn layers(&mut self, sec: &Section) -> Vec<super::layers::Layer> {
+        use super::layers::{LAYER_KINDS, Layer, read};
+        let mut out: Vec<Layer> = Vec::new();
+        for sub in self.outline.sections(sec.body.clone(), 3) {
+            let kind = heading_name(&sub.title, false);
+            let fields = self.fields(sub.body.clone());
+            let mut errors = Vec::new();
+            let Some(parsed) = read(&kind, &fields, &mut errors) else {
+                let hint = match closest(&kind, LAYER_KINDS) {
+                    Some(k) => format!("did you mean `{k}`?"),
+                    None => format!("the layer kinds are: {}", LAYER_KINDS.join(", ")),
+                };
+                self.error(
+                    sub.heading.start,
+                    "unknown-layer",
+                    format!("`{}` is not an interface layer kind", sub.title),
+                    hint,
+                );
+                continue;
+            };
+            for e in errors {
+                self.error(e.offset, "bad-layer", e.message, e.hint);
+            }
+            if let Some(first) = out.iter().find(|l| l.kind.name() == parsed.name()) {
+                let hint = format!("the first is at {}; one of each kind", first.pos);
+                self.error(
+                    sub.heading.start,
+                    "duplicate-layer",
+                    format!("layer `{kind}` is declared twice"),
+                    hint,
+                );
+                continue;
+            }
+            out.push(Layer {
+                kind: parsed,
+                pos: self.pos(sub.heading.start),
+            });
+        }
+        out
     }
 
     fn failures(&mut self, sec: &Section) -> Vec<FailureClass> {

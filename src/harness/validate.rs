@@ -147,6 +147,21 @@ pub fn harness(h: &Harness, root: &Path, diags: &mut Diags) {
     for g in &h.contract.completion_gates {
         gate(g, root, &role_ref, diags);
     }
+    for l in &h.layers {
+        if let super::layers::LayerKind::CodeVerifier(v) = &l.kind
+            && !v.script.is_empty()
+            && !root.join(&v.script).is_file()
+        {
+            diags.push(
+                Diagnostic::error(
+                    l.pos.clone(),
+                    "missing-script",
+                    format!("the code verifier `{}` does not exist", v.script),
+                )
+                .with_hint(format!("create it in {}", root.display())),
+            );
+        }
+    }
     for script in &h.adapters.scripts {
         if !root.join(&script.name).is_file() {
             diags.push(

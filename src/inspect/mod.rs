@@ -329,6 +329,70 @@ pub fn describe(kind: &EventKind) -> String {
             format!("reflection for {stage}: {path} ({bytes} B)")
         }
         EventKind::Error { class, message } => format!("error ({class}): {}", clip(message, 160)),
+        EventKind::Intervention {
+            layer,
+            rule,
+            before,
+            after,
+            message,
+            ..
+        } => format!(
+            "{layer} {rule}: {}{}",
+            clip(before, 80),
+            match after {
+                Some(a) => format!(" → {}", clip(a, 80)),
+                None => format!(" ({})", clip(message, 120)),
+            }
+        ),
+        EventKind::EnvironmentStarted {
+            environment,
+            tools,
+            convention,
+        } => format!(
+            "environment {environment} started: {} tools{}",
+            tools.len(),
+            if *convention {
+                ", reports state and reward"
+            } else {
+                ""
+            }
+        ),
+        EventKind::EnvironmentStep {
+            step,
+            tool,
+            reward,
+            done,
+            invalid,
+            reason,
+            ..
+        } => format!(
+            "step {step} {tool}{}{}{}",
+            reward.map(|r| format!(", reward {r}")).unwrap_or_default(),
+            if *done { ", done" } else { "" },
+            if *invalid {
+                format!(", invalid: {}", clip(reason.as_deref().unwrap_or(""), 120))
+            } else {
+                String::new()
+            }
+        ),
+        EventKind::EnvironmentEnded {
+            end,
+            steps,
+            invalid_actions,
+            reward,
+            fault,
+        } => format!(
+            "episode ended ({}) after {steps} steps, {invalid_actions} invalid, reward {}{}",
+            serde_json::to_value(end)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            reward.map_or("none".to_string(), |r| r.to_string()),
+            fault
+                .as_deref()
+                .map(|f| format!(": {}", clip(f, 160)))
+                .unwrap_or_default()
+        ),
         EventKind::VerifierFinished {
             passed,
             reward,

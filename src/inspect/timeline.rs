@@ -153,6 +153,16 @@ pub fn build(run: &RunDir, opts: Options) -> Timeline {
                 (0, if *passed { Mark::Pass } else { Mark::Fail })
             }
             EventKind::Transition { .. } => (0, Mark::Info),
+            EventKind::EnvironmentStarted { .. } | EventKind::EnvironmentEnded { .. } => {
+                (0, Mark::Info)
+            }
+            EventKind::Intervention { .. } => (2, Mark::Warn),
+            EventKind::EnvironmentStep { invalid, .. } => {
+                if !opts.calls && !*invalid {
+                    continue;
+                }
+                (2, if *invalid { Mark::Warn } else { Mark::Info })
+            }
             EventKind::Error { .. } => (0, Mark::Fail),
             EventKind::RunFinished { outcome, .. } => (
                 0,

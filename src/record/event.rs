@@ -192,6 +192,47 @@ pub enum EventKind {
         outcome: RunOutcome,
         usage: Usage,
     },
+    /// The task's environment started (docs/ENVIRONMENTS.md).
+    EnvironmentStarted {
+        environment: String,
+        tools: Vec<String>,
+        convention: bool,
+    },
+    /// One action sent to the environment and what it reported.
+    EnvironmentStep {
+        child: String,
+        step: u64,
+        tool: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reward: Option<f64>,
+        done: bool,
+        invalid: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// An interface layer changed, blocked or annotated an action (docs/FORMAT.md).
+    Intervention {
+        child: String,
+        layer: String,
+        rule: String,
+        /// The action as proposed (`tool {arguments}`), or empty for a note on the brief.
+        before: String,
+        /// The action as sent after a repair; none when blocked or only annotated.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+        /// What the model was told.
+        message: String,
+    },
+    /// The episode ended (or the run ended around it).
+    EnvironmentEnded {
+        end: super::run::EpisodeEnd,
+        steps: u64,
+        invalid_actions: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reward: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fault: Option<String>,
+    },
 }
 
 #[cfg(test)]

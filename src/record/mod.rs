@@ -9,7 +9,7 @@ mod usage;
 
 pub use event::{ChildStatus, Event, EventKind};
 pub use run::{
-    HarnessRef, Metrics, RequestBounds, RunOutcome, RunRecord, SCHEMA, StageMetrics, TaskRef,
-    VerifierRecord,
+    EpisodeEnd, EpisodeRecord, HarnessRef, InterfaceMetrics, Metrics, RequestBounds, RunOutcome,
+    RunRecord, SCHEMA, StageMetrics, TaskRef, VerifierRecord,
 };
 pub use usage::Usage;

@@ -118,6 +118,12 @@ pub struct RunRecord {
     /// The bounds every model request of the run was sent with.
     #[serde(default)]
     pub requests: RequestBounds,
+    /// The episode, for a task that runs in an environment (docs/ENVIRONMENTS.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode: Option<EpisodeRecord>,
+    /// What the interface layers did, for a harness that declares them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<InterfaceMetrics>,
 }
 
 /// The bounds of each model request: completion tokens (`None`: none sent) and the model's
@@ -126,4 +132,82 @@ pub struct RunRecord {
 pub struct RequestBounds {
     pub max_tokens: Option<u32>,
     pub context_window: Option<u64>,
+}
+
+/// The interface layers' counts over a run (docs/FORMAT.md, Interface layers).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceMetrics {
+    /// Tool calls the model proposed (text written as a call included).
+    pub actions: u64,
+    /// Valid as proposed: not repaired, not blocked, not refused by the environment.
+    pub legal_first_try: u64,
+    /// Valid in the end: not blocked, not refused by the environment (repairs included).
+    pub legal_final: u64,
+    pub repaired: u64,
+    pub blocked: u64,
+    /// Actions a code verifier rejected and sent back to the model.
+    #[serde(default)]
+    pub reprompts: u64,
+    /// Actions a code verifier's declared fallback chose after the re-prompts were spent.
+    #[serde(default)]
+    pub fallbacks: u64,
+    /// Messages of trajectory regulation, by rule.
+    #[serde(default)]
+    pub regulation: std::collections::BTreeMap<String, u64>,
+    pub skills_retrieved: u64,
+    /// Every intervention (repairs, blocks, regulation messages, notes, skills).
+    pub interventions: u64,
+}
+
+impl InterfaceMetrics {
+    pub fn add(&mut self, o: &InterfaceMetrics) {
+        self.actions += o.actions;
+        self.legal_first_try += o.legal_first_try;
+        self.legal_final += o.legal_final;
+        self.repaired += o.repaired;
+        self.blocked += o.blocked;
+        self.reprompts += o.reprompts;
+        self.fallbacks += o.fallbacks;
+        for (k, v) in &o.regulation {
+            *self.regulation.entry(k.clone()).or_default() += v;
+        }
+        self.skills_retrieved += o.skills_retrieved;
+        self.interventions += o.interventions;
+    }
+}
+
+/// How an episode ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EpisodeEnd {
+    /// The environment said `done`.
+    Done,
+    /// The task's `max_steps` actions were spent.
+    MaxSteps,
+    /// The environment died, never answered or answered garbage.
+    Fault,
+    /// The run ended while the episode was still going.
+    Open,
+}
+
+/// An episode in an environment: what `run.json` keeps of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeRecord {
+    /// The environment's name (`[env] name`, its tools' prefix).
+    pub environment: String,
+    /// `[env] config`, as handed to `env/reset`.
+    pub config: serde_json::Value,
+    /// Whether the server follows the convention (reports state, reward and done).
+    pub convention: bool,
+    /// Actions sent to the environment.
+    pub steps: u64,
+    /// Actions the environment (or the runtime) refused as invalid.
+    pub invalid_actions: u64,
+    /// The last reward the environment reported.
+    pub reward: Option<f64>,
+    pub done: bool,
+    pub end: EpisodeEnd,
+    /// What went wrong, for `Fault`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
 }

@@ -196,6 +196,18 @@ pub struct Row {
     pub runtime_min: Option<Estimate>,
     pub cost_usd: Option<Estimate>,
     pub share: Share,
+    /// Of the actions proposed, % legal at the first try (cells with interface layers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_first_try_pct: Option<Estimate>,
+    /// Of the actions proposed, % legal in the end (repairs included, blocks not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_final_pct: Option<Estimate>,
+    /// Interventions of the layers per episode (per cell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interventions: Option<Estimate>,
+    /// The environment's final reward (cells whose environment reported one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward: Option<Estimate>,
 }
 
 /// One variant against the baseline, task by task.
@@ -324,6 +336,15 @@ struct Sums {
     llm_calls: f64,
     runtime_min: f64,
     cost: f64,
+    /// Cells whose harness has interface layers, and their counts.
+    layered: u64,
+    actions: f64,
+    legal_first: f64,
+    legal_final: f64,
+    interventions: f64,
+    /// Cells whose environment reported a reward, and its sum.
+    rewarded: u64,
+    reward: f64,
 }
 
 impl Sums {
@@ -397,6 +418,17 @@ impl VariantAcc {
             s.llm_calls += f.llm_calls as f64;
             s.runtime_min += f.wall_ms as f64 / 60_000.0;
             s.cost += f.cost_usd;
+            if let Some(i) = f.interface {
+                s.layered += 1;
+                s.actions += i.actions as f64;
+                s.legal_first += i.legal_first_try as f64;
+                s.legal_final += i.legal_final as f64;
+                s.interventions += i.interventions as f64;
+            }
+            if let Some(r) = f.reward {
+                s.rewarded += 1;
+                s.reward += r;
+            }
         }
         if scored {
             let t = self.tasks.entry(cell.task.clone()).or_default();
@@ -431,6 +463,22 @@ impl VariantAcc {
             .values()
             .filter_map(|s| s.mean(pick(s)))
             .collect();
+        Some(Estimate::new(mean, &per_seed))
+    }
+
+    /// A ratio of two sums (as %, pooled over cells), with its interval over the seeds' ratios.
+    fn rate(&self, num: impl Fn(&Sums) -> f64, den: impl Fn(&Sums) -> f64) -> Option<Estimate> {
+        let r = |s: &Sums| (den(s) > 0.0).then(|| num(s) / den(s) * 100.0);
+        let mean = r(&self.all)?;
+        let per_seed: Vec<f64> = self.seeds.values().filter_map(r).collect();
+        Some(Estimate::new(mean, &per_seed))
+    }
+
+    /// A mean over the cells that have a count (`n`), with its interval over the seeds' means.
+    fn mean_over(&self, v: impl Fn(&Sums) -> f64, n: impl Fn(&Sums) -> u64) -> Option<Estimate> {
+        let m = |s: &Sums| (n(s) > 0).then(|| v(s) / n(s) as f64);
+        let mean = m(&self.all)?;
+        let per_seed: Vec<f64> = self.seeds.values().filter_map(m).collect();
         Some(Estimate::new(mean, &per_seed))
     }
 
@@ -656,6 +704,10 @@ fn build_cells(
                     runtime_min: v.estimate(|s| s.runtime_min),
                     cost_usd: v.estimate(|s| s.cost),
                     share: v.share.share(),
+                    legal_first_try_pct: v.rate(|s| s.legal_first, |s| s.actions),
+                    legal_final_pct: v.rate(|s| s.legal_final, |s| s.actions),
+                    interventions: v.mean_over(|s| s.interventions, |s| s.layered),
+                    reward: v.mean_over(|s| s.reward, |s| s.rewarded),
                 });
                 if let Some(b) = base.filter(|_| !is_baseline) {
                     g.flips.push(flips(name, v, &baseline, b));

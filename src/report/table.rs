@@ -79,6 +79,17 @@ pub fn main_table(report: &AblationReport, g: &Group) -> Table {
     if cost {
         cols.push(("Cost", true));
     }
+    // The interface columns, when some cell has interface layers or a reward.
+    let layered = g.rows.iter().any(|r| r.legal_first_try_pct.is_some());
+    let rewarded = g.rows.iter().any(|r| r.reward.is_some());
+    if layered {
+        cols.push(("Legal 1st try %", true));
+        cols.push(("Legal final %", true));
+        cols.push(("Interventions", true));
+    }
+    if rewarded {
+        cols.push(("Reward", true));
+    }
     cols.push(("Scored", true));
     if show_excluded {
         cols.push(("Excluded", true));
@@ -98,6 +109,19 @@ pub fn main_table(report: &AblationReport, g: &Group) -> Table {
         ];
         if cost {
             row.push(est_dollars(r.cost_usd, iv));
+        }
+        if layered {
+            row.push(est_fixed(r.legal_first_try_pct, iv));
+            row.push(est_fixed(r.legal_final_pct, iv));
+            row.push(est_fixed(r.interventions, iv));
+        }
+        if rewarded {
+            row.push(est(
+                r.reward,
+                iv,
+                |x| format!("{x:.2}"),
+                |x, h| format!("{x:.2} ± {h:.2}"),
+            ));
         }
         row.push(r.counts.scored().to_string());
         if show_excluded {
@@ -319,6 +343,13 @@ const EST_COLS: [(&str, usize); 9] = [
     ("cost_usd", 6),
 ];
 
+const INTERFACE_COLS: [(&str, usize); 4] = [
+    ("legal_first_try_pct", 2),
+    ("legal_final_pct", 2),
+    ("interventions", 2),
+    ("reward", 3),
+];
+
 pub fn csv(report: &AblationReport) -> String {
     let mut header: Vec<String> = [
         "task_set",
@@ -360,6 +391,17 @@ pub fn csv(report: &AblationReport) -> String {
         .iter()
         .map(|s| s.to_string()),
     );
+    // The interface columns come last, when some cell has interface layers or a reward.
+    let interface = report
+        .groups
+        .iter()
+        .flat_map(|g| &g.rows)
+        .any(|r| r.legal_first_try_pct.is_some() || r.reward.is_some());
+    if interface {
+        for (name, _) in INTERFACE_COLS {
+            header.extend([name.to_string(), format!("{name}_lo"), format!("{name}_hi")]);
+        }
+    }
     let mut out = header.join(",");
     out.push('\n');
     for g in &report.groups {
@@ -409,6 +451,17 @@ pub fn csv(report: &AblationReport) -> String {
                     f.lost_tasks.join(";"),
                 ]),
                 None => row.extend(std::iter::repeat_n(String::new(), 7)),
+            }
+            if interface {
+                let ests = [
+                    r.legal_first_try_pct,
+                    r.legal_final_pct,
+                    r.interventions,
+                    r.reward,
+                ];
+                for (e, (_, dec)) in ests.into_iter().zip(INTERFACE_COLS) {
+                    est_cols(&mut row, e, dec);
+                }
             }
             let line: Vec<String> = row.iter().map(|s| field(s)).collect();
             out.push_str(&line.join(","));

@@ -13,7 +13,12 @@ use super::TaskError;
 pub const DEFAULT_VERIFIER_TIMEOUT_SEC: f64 = 600.0;
 
 /// Keys nlah reads at the top level; the rest go to [`TaskConfig::extra`].
-const KNOWN_KEYS: [&str; 6] = ["id", "split", "agent", "verifier", "budgets", "metadata"];
+const KNOWN_KEYS: [&str; 7] = [
+    "id", "split", "agent", "verifier", "budgets", "metadata", "env",
+];
+
+/// The time limit of one request to an environment when `[env]` sets none.
+pub const DEFAULT_ENV_TIMEOUT_SEC: f64 = 30.0;
 
 /// The contents of `task.toml`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -28,6 +33,8 @@ pub struct TaskConfig {
     pub budgets: TaskBudgets,
     /// `[metadata]`, free form (Harbor puts author, difficulty, category, tags here).
     pub metadata: toml::Table,
+    /// `[env]`: the environment the task's episode runs in (see docs/ENVIRONMENTS.md).
+    pub env: Option<EnvConfig>,
     /// Top-level keys nlah does not read (Harbor's `version`, `[environment]`, …), kept verbatim.
     pub extra: toml::Table,
 }
@@ -47,6 +54,31 @@ pub struct VerifierConfig {
     /// A `bash -c` command; the default is `bash "$NLAH_TESTS_DIR/test.sh"` when `tests/test.sh`
     /// exists. It runs in the repository folder and reaches the hidden tests via `$NLAH_TESTS_DIR`.
     pub command: Option<String>,
+    /// Judge the run by the environment's final reward instead of hidden tests: it passes when
+    /// the episode's reward is at least this.
+    pub reward_at_least: Option<f64>,
+}
+
+/// `[env]`: an MCP stdio server whose tools are the child's actions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnvConfig {
+    /// The name its tools are exposed under (`<name>__<tool>`); default `env`.
+    pub name: String,
+    /// A `bash -c` command line; `{task_dir}` stands for the task folder (shell-quoted).
+    pub command: String,
+    /// Handed to the server as `env/reset`'s `config` (game, seed, variant, …).
+    pub config: toml::Table,
+    /// Time limit of one request to the server, in seconds.
+    pub timeout_sec: f64,
+    /// Actions after which the runtime ends the episode (none: the environment decides).
+    pub max_steps: Option<u64>,
+}
+
+impl EnvConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.timeout_sec)
+            .unwrap_or(Duration::from_secs(DEFAULT_ENV_TIMEOUT_SEC as u64))
+    }
 }
 
 /// `[budgets]`: each key present overrides the harness's budget of the same name.
@@ -64,6 +96,7 @@ impl Default for VerifierConfig {
         VerifierConfig {
             timeout_sec: DEFAULT_VERIFIER_TIMEOUT_SEC,
             command: None,
+            reward_at_least: None,
         }
     }
 }
@@ -107,6 +140,18 @@ struct Raw {
     budgets: RawBudgets,
     #[serde(default)]
     metadata: toml::Table,
+    env: Option<Spanned<RawEnv>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnv {
+    name: Option<Spanned<String>>,
+    command: Spanned<String>,
+    #[serde(default)]
+    config: toml::Table,
+    timeout_sec: Option<Spanned<f64>>,
+    max_steps: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -118,6 +163,7 @@ struct RawAgent {
 struct RawVerifier {
     timeout_sec: Option<Spanned<f64>>,
     command: Option<Spanned<String>>,
+    reward_at_least: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -186,6 +232,71 @@ impl TaskConfig {
             c => c.map(Spanned::into_inner),
         };
 
+        let reward_at_least = match raw.verifier.reward_at_least {
+            Some(r) if !r.get_ref().is_finite() => {
+                return Err(at(
+                    Some(r.span()),
+                    "verifier.reward_at_least must be a finite number".to_string(),
+                ));
+            }
+            Some(r) if raw.env.is_none() => {
+                return Err(at(
+                    Some(r.span()),
+                    "verifier.reward_at_least judges an environment's reward, but the task has no [env]".to_string(),
+                ));
+            }
+            r => r.map(Spanned::into_inner),
+        };
+        let env = match raw.env {
+            None => None,
+            Some(e) => {
+                let e = e.into_inner();
+                if e.command.get_ref().trim().is_empty() {
+                    return Err(at(
+                        Some(e.command.span()),
+                        "env.command is empty".to_string(),
+                    ));
+                }
+                let name = match e.name {
+                    Some(n)
+                        if n.get_ref().is_empty()
+                            || n.get_ref().len() > 32
+                            || !n
+                                .get_ref()
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+                    {
+                        return Err(at(
+                            Some(n.span()),
+                            format!(
+                                "env.name {:?} must be 1-32 ASCII letters, digits and '-'",
+                                n.get_ref()
+                            ),
+                        ));
+                    }
+                    Some(n) => n.into_inner(),
+                    None => "env".to_string(),
+                };
+                let max_steps = match e.max_steps {
+                    Some(m) if *m.get_ref() == 0 => {
+                        return Err(at(
+                            Some(m.span()),
+                            "env.max_steps must be at least 1".to_string(),
+                        ));
+                    }
+                    m => m.map(Spanned::into_inner),
+                };
+                Some(EnvConfig {
+                    name,
+                    command: e.command.into_inner(),
+                    config: e.config,
+                    timeout_sec: positive(e.timeout_sec, "env.timeout_sec")?
+                        .unwrap_or(DEFAULT_ENV_TIMEOUT_SEC),
+                    max_steps,
+                })
+            }
+        };
+
         Ok(TaskConfig {
             id: raw.id.map(Spanned::into_inner),
             split: raw.split,
@@ -196,6 +307,7 @@ impl TaskConfig {
                 timeout_sec: positive(raw.verifier.timeout_sec, "verifier.timeout_sec")?
                     .unwrap_or(DEFAULT_VERIFIER_TIMEOUT_SEC),
                 command,
+                reward_at_least,
             },
             budgets: TaskBudgets {
                 tokens: raw.budgets.tokens,
@@ -205,6 +317,7 @@ impl TaskConfig {
                 cost_usd,
             },
             metadata: raw.metadata,
+            env,
             extra: table
                 .into_iter()
                 .filter(|(k, _)| !KNOWN_KEYS.contains(&k.as_str()))

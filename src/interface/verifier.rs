@@ -1,0 +1,251 @@
+//! A code verifier (AutoHarness): a harness script run once per child as a long-lived process,
+//! confined like every tool command, answering one JSON object per line on stdout for each
+//! request line on stdin:
+//!
+//! | request | answer |
+//! | --- | --- |
+//! | `{"id": 1, "method": "is_legal", "observation": "…", "tool": "…", "arguments": {…}, "action": "…"}` | `{"id": 1, "legal": true}` or `{"id": 1, "legal": false, "reason": "…"}` |
+//! | `{"id": 2, "method": "legal_actions", "observation": "…"}` | `{"id": 2, "actions": ["…", …]}` |
+//! | `{"id": 3, "method": "policy", "observation": "…"}` | `{"id": 3, "action": "…"}` |
+//!
+//! Each answer has a time limit; a script that cannot start, exits, hangs past the limit or
+//! answers something else is a fault, which ends the child and the run as an infrastructure
+//! error.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::sandbox::{Confinement, Scratch};
+
+/// Added to the time limit of the first answer, for the script to start.
+pub const STARTUP_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the verifier failed, in words naming the script.
+pub type Fault = String;
+
+struct Io {
+    stdin: std::fs::File,
+    lines: Receiver<String>,
+    next: u64,
+}
+
+/// The running verifier process.
+pub struct VerifierProcess {
+    script: String,
+    timeout: Duration,
+    io: Mutex<Option<Io>>,
+    child: Mutex<Option<tokio::process::Child>>,
+}
+
+impl std::fmt::Debug for VerifierProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierProcess")
+            .field("script", &self.script)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifierProcess {
+    /// Starts `script` (a path in the workspace, e.g. `scripts/verify.py`) in `cwd`: with
+    /// `python3` for `.py`, `bash` for `.sh`, else as an executable. Needs a tokio runtime.
+    pub fn start(
+        script: &str,
+        cwd: &Path,
+        confinement: &Confinement,
+        timeout: Duration,
+    ) -> Result<VerifierProcess, Fault> {
+        let path = cwd.join(script);
+        if !path.is_file() {
+            return Err(format!(
+                "code verifier `{script}`: no such file in the workspace"
+            ));
+        }
+        let scratch =
+            Scratch::prepare(cwd).map_err(|e| format!("code verifier `{script}`: {e}"))?;
+        let mut cmd = if script.ends_with(".py") {
+            let mut c = tokio::process::Command::new("python3");
+            c.arg(&path);
+            c
+        } else if script.ends_with(".sh") {
+            let mut c = tokio::process::Command::new("bash");
+            c.arg(&path);
+            c
+        } else {
+            tokio::process::Command::new(&path)
+        };
+        cmd.current_dir(cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        crate::sandbox::clean_env_with(&mut cmd, &scratch.home, &scratch.tmp, &Default::default());
+        crate::sandbox::confine(&mut cmd, confinement);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("code verifier `{script}` did not start: {e}"))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(format!("code verifier `{script}`: its pipes are missing"));
+        };
+        let stdin: OwnedFd = stdin
+            .into_owned_fd()
+            .map_err(|e| format!("code verifier `{script}`: {e}"))?;
+        let stdout: OwnedFd = stdout
+            .into_owned_fd()
+            .map_err(|e| format!("code verifier `{script}`: {e}"))?;
+        let (tx, rx) = channel();
+        // A reader thread, so that a silent script is cut off by the time limit.
+        std::thread::spawn(move || {
+            for line in BufReader::new(std::fs::File::from(stdout)).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(VerifierProcess {
+            script: script.to_string(),
+            timeout,
+            io: Mutex::new(Some(Io {
+                stdin: std::fs::File::from(stdin),
+                lines: rx,
+                next: 1,
+            })),
+            child: Mutex::new(Some(child)),
+        })
+    }
+
+    /// Sends one request and waits for its answer (lines with another id are skipped).
+    pub fn ask(&self, method: &str, mut params: Value) -> Result<Value, Fault> {
+        let mut guard = self.io.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(io) = guard.as_mut() else {
+            return Err(format!("code verifier `{}` failed earlier", self.script));
+        };
+        let id = io.next;
+        io.next += 1;
+        params["id"] = json!(id);
+        params["method"] = json!(method);
+        let mut line = params.to_string();
+        line.push('\n');
+        let fail = |guard: &mut Option<Io>, why: String| {
+            *guard = None;
+            Err(format!("code verifier `{}` {why}", self.script))
+        };
+        if io
+            .stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| io.stdin.flush())
+            .is_err()
+        {
+            return fail(&mut guard, format!("exited before answering {method}"));
+        }
+        // The first answer also waits for the script to start (an interpreter on a loaded
+        // machine can take seconds); the steady-state limit applies from then on.
+        let limit = if id == 1 {
+            self.timeout + STARTUP_GRACE
+        } else {
+            self.timeout
+        };
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match io.lines.recv_timeout(left) {
+                Ok(l) => match serde_json::from_str::<Value>(&l) {
+                    Ok(v) if v.get("id") == Some(&json!(id)) => return Ok(v),
+                    Ok(_) => continue,
+                    Err(_) => {
+                        let mut l = l;
+                        l.truncate(200);
+                        return fail(
+                            &mut guard,
+                            format!("answered {method} with a line that is not JSON: {l:?}"),
+                        );
+                    }
+                },
+                Err(RecvTimeoutError::Timeout) => {
+                    return fail(
+                        &mut guard,
+                        format!("did not answer {method} within {} ms", limit.as_millis()),
+                    );
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return fail(&mut guard, format!("exited before answering {method}"));
+                }
+            }
+        }
+    }
+
+    /// `is_legal`: `Ok(None)` when legal, `Ok(Some(reason))` when not.
+    pub fn is_legal(
+        &self,
+        observation: &str,
+        tool: &str,
+        arguments: &Value,
+        action: Option<&str>,
+    ) -> Result<Option<String>, Fault> {
+        let v = self.ask(
+            "is_legal",
+            json!({"observation": observation, "tool": tool, "arguments": arguments, "action": action}),
+        )?;
+        match v.get("legal").and_then(Value::as_bool) {
+            Some(true) => Ok(None),
+            Some(false) => Ok(Some(
+                v.get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the verifier says it is illegal")
+                    .to_string(),
+            )),
+            None => Err(format!(
+                "code verifier `{}` answered is_legal without a boolean `legal`: {v}",
+                self.script
+            )),
+        }
+    }
+
+    pub fn legal_actions(&self, observation: &str) -> Result<Vec<String>, Fault> {
+        let v = self.ask("legal_actions", json!({"observation": observation}))?;
+        v.get("actions")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .ok_or_else(|| {
+                format!(
+                    "code verifier `{}` answered legal_actions without an `actions` list: {v}",
+                    self.script
+                )
+            })
+    }
+
+    pub fn policy(&self, observation: &str) -> Result<String, Fault> {
+        let v = self.ask("policy", json!({"observation": observation}))?;
+        v.get("action")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                format!(
+                    "code verifier `{}` answered policy without an `action`: {v}",
+                    self.script
+                )
+            })
+    }
+}
+
+impl Drop for VerifierProcess {
+    fn drop(&mut self) {
+        // Closing stdin asks the script to end; kill_on_drop ends it if it does not.
+        self.io.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = c.start_kill();
+        }
+    }
+}
