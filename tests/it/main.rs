@@ -33,4 +33,5 @@ mod sandbox_tools;
 mod slurm_fake;
 mod slurm_real;
 mod tasks;
+mod view;
 mod watch;

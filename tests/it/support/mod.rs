@@ -9,6 +9,7 @@ pub mod gitrepo;
 pub mod model;
 pub mod outside;
 pub mod script;
+pub mod viewer;
 
 /// Synthetic ablation output folders with known answers (shared with `benches/report.rs`).
 #[path = "../../fixtures/report/build.rs"]
