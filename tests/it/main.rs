@@ -34,4 +34,5 @@ mod slurm_fake;
 mod slurm_real;
 mod tasks;
 mod view;
+mod view_browser;
 mod watch;

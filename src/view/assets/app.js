@@ -6,18 +6,18 @@ const banner = document.getElementById("error");
 let target = null;
 let timer = null; // the matrix page's poll
 
+// Drops what is not to be shown and flattens lists, as h() does for its children.
+const kids = (...xs) => xs.flat(Infinity).filter((k) => k !== null && k !== undefined && k !== false);
+
 // Builds an element; strings become text nodes (never HTML).
-function h(tag, attrs, ...kids) {
+function h(tag, attrs, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
     if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v === true ? "" : v);
   }
-  for (const k of kids.flat()) {
-    if (k === null || k === undefined || k === false) continue;
-    e.append(k instanceof Node ? k : document.createTextNode(String(k)));
-  }
+  for (const k of kids(children)) e.append(k instanceof Node ? k : document.createTextNode(String(k)));
   return e;
 }
 
@@ -64,8 +64,8 @@ function pager(total, offset, limit, go) {
     h("button", { class: "next", disabled: end >= total, onclick: () => go(offset + limit) }, "next ›"));
 }
 
-function page(title, ...kids) {
-  main.replaceChildren(h("h1", {}, title), ...kids);
+function page(title, ...parts) {
+  main.replaceChildren(h("h1", {}, title), ...kids(parts));
 }
 
 // ---------------------------------------------------------------- matrix
@@ -350,8 +350,8 @@ async function harnessPage() {
 
   function drawComposed(c) {
     text.textContent = c.text;
-    info.replaceChildren(kv([["version", h("code", { id: "version" }, c.version)], ["modules on", c.enabled.join(", ") || "none"]]),
-      c.problems.length ? h("pre", { class: "error" }, c.problems.join("\n")) : null);
+    info.replaceChildren(...kids(kv([["version", h("code", { id: "version" }, c.version)], ["modules on", c.enabled.join(", ") || "none"]]),
+      c.problems.length ? h("pre", { class: "error" }, c.problems.join("\n")) : null));
   }
 
   async function recompose() {
@@ -377,7 +377,7 @@ async function harnessPage() {
         if (!a || !b) return;
         try {
           const d = await api(`/api/harness/diff?a=${a.value}&b=${b.value}&` + query());
-          hdiff.replaceChildren(harnessDiffView(d.harnesses));
+          hdiff.replaceChildren(...kids(harnessDiffView(d.harnesses)));
         } catch (e) { hdiff.replaceChildren(h("p", { class: "error" }, e.message)); }
       } }, "Compare the two versions"));
   }
@@ -399,7 +399,11 @@ async function harnessPage() {
 
 // ---------------------------------------------------------------- routing
 
+let routes = 0; // which route is current: a slow earlier one must not mark the page ready
+
 async function route() {
+  const mine = ++routes;
+  const hash = location.hash || "#/";
   if (timer) { clearInterval(timer); timer = null; }
   clearError();
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
@@ -414,8 +418,9 @@ async function route() {
     else if (target.kind === "harness") await harnessPage();
     else if (target.runs.length > 1) await diffPage("0", "1");
     else await runPage("0");
-    document.body.dataset.ready = location.hash || "#/";
+    if (mine === routes) document.body.dataset.ready = hash;
   } catch (e) {
+    if (mine !== routes) return;
     showError(e);
     main.replaceChildren(h("p", { class: "error", id: "problem" }, e instanceof ApiError ? e.message : String(e)));
     document.body.dataset.ready = "error";

@@ -3,6 +3,7 @@
 //! tests, real git repositories with fixed history, `git fsck` of what nlah writes, and the
 //! rules for tests that need parts from outside the crate.
 
+pub mod cdp;
 pub mod env;
 pub mod fsck;
 pub mod gitrepo;
