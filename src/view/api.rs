@@ -19,6 +19,7 @@ struct State {
     target: Arc<Target>,
     report: Reporter,
     runs: Arc<RunCache>,
+    matrix: Arc<matrix::MatrixCache>,
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -29,6 +30,7 @@ pub fn router(target: Target, report: Reporter) -> axum::Router {
         target: Arc::new(target),
         report,
         runs: Arc::new(RunCache::default()),
+        matrix: Arc::new(matrix::MatrixCache::default()),
     };
     axum::Router::new()
         .route(
@@ -175,16 +177,16 @@ async fn target_info(Ext(st): Ext<State>) -> Response {
 }
 
 async fn matrix_summary(Ext(st): Ext<State>) -> Response {
-    let t = st.target.clone();
+    let (t, cache) = (st.target.clone(), st.matrix.clone());
     answer(&st, "matrix".into(), move || {
         need_kind(&t, Kind::Matrix)?;
-        matrix::summary(&t.root)
+        matrix::summary(&cache, &t.root)
     })
     .await
 }
 
 async fn cells(Ext(st): Ext<State>, Query(q): Params) -> Response {
-    let t = st.target.clone();
+    let (t, cache) = (st.target.clone(), st.matrix.clone());
     answer(&st, "cells".into(), move || {
         need_kind(&t, Kind::Matrix)?;
         let (offset, limit) = page(&q)?;
@@ -201,7 +203,7 @@ async fn cells(Ext(st): Ext<State>, Query(q): Params) -> Response {
             },
             outcome: q.get("outcome").cloned().filter(|s| !s.is_empty()),
         };
-        matrix::cells(&t.root, &f, offset, limit)
+        matrix::cells(&cache, &t.root, &f, offset, limit)
     })
     .await
 }

@@ -2,7 +2,9 @@
 //! the index's summaries: no run.json is parsed for a listing), and the report page.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
@@ -27,13 +29,55 @@ fn status(out: &Path, cell: &Cell, s: Option<&Summary>) -> &'static str {
     }
 }
 
-fn load(out: &Path) -> Result<(Matrix, Vec<Option<Summary>>), ViewError> {
-    Ok(index::summaries(out)?)
+/// matrix.json read once and kept while it stays the same (size, mtime, inode): with 10,000
+/// cells, parsing it is a good part of answering a poll.
+#[derive(Default)]
+pub struct MatrixCache {
+    kept: Mutex<Option<(Stamp, Arc<Matrix>)>>,
+}
+
+/// Size, mtime (ns) and inode.
+type Stamp = (u64, i64, u64);
+
+impl MatrixCache {
+    fn matrix(&self, out: &Path) -> Result<Arc<Matrix>, ViewError> {
+        let path = out.join(crate::ablation::matrix::MATRIX_FILE);
+        let stamp = std::fs::metadata(&path)
+            .map(|m| {
+                (
+                    m.size(),
+                    m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                    m.ino(),
+                )
+            })
+            .map_err(|source| ViewError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        if let Ok(kept) = self.kept.lock()
+            && let Some((s, m)) = kept.as_ref()
+            && *s == stamp
+        {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(crate::ablation::matrix::read_matrix(&path)?);
+        if let Ok(mut kept) = self.kept.lock() {
+            *kept = Some((stamp, m.clone()));
+        }
+        Ok(m)
+    }
+}
+
+/// The matrix and each cell's summary from the index, brought up to date with the files.
+fn load(cache: &MatrixCache, out: &Path) -> Result<(Arc<Matrix>, Vec<Option<Summary>>), ViewError> {
+    let m = cache.matrix(out)?;
+    let entries = index::refresh(out, &m, false)?;
+    Ok((m, entries.into_iter().map(|e| e.summary).collect()))
 }
 
 /// The design, the values each filter can take, and how many cells ended how.
-pub fn summary(out: &Path) -> Result<Value, ViewError> {
-    let (m, sums) = load(out)?;
+pub fn summary(cache: &MatrixCache, out: &Path) -> Result<Value, ViewError> {
+    let (m, sums) = load(cache, out)?;
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     let mut tasks: Vec<&str> = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -84,8 +128,14 @@ impl Filter {
 }
 
 /// One page of the cells the filter keeps, in matrix order, with how many it keeps in all.
-pub fn cells(out: &Path, f: &Filter, offset: usize, limit: usize) -> Result<Value, ViewError> {
-    let (m, sums) = load(out)?;
+pub fn cells(
+    cache: &MatrixCache,
+    out: &Path,
+    f: &Filter,
+    offset: usize,
+    limit: usize,
+) -> Result<Value, ViewError> {
+    let (m, sums) = load(cache, out)?;
     let mut matched = 0usize;
     let mut rows = Vec::new();
     for (c, s) in m.cells.iter().zip(&sums) {
