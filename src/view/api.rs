@@ -61,7 +61,24 @@ pub fn router(target: Target, report: Reporter) -> axum::Router {
         .fallback(|| async {
             ViewError::NotFound("no such page or endpoint".into()).into_response()
         })
+        .layer(axum::middleware::from_fn(local_only))
         .with_state(state)
+}
+
+/// Answers only requests addressed to loopback by name: a page elsewhere whose name was made to
+/// resolve to 127.0.0.1 (DNS rebinding) gets nothing.
+async fn local_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
+    if matches!(name, "127.0.0.1" | "localhost") {
+        return next.run(req).await;
+    }
+    let body = json!({ "error": format!("host `{host}` is not this computer's loopback; open the address nlah view printed") });
+    (StatusCode::FORBIDDEN, Json(body)).into_response()
 }
 
 fn asset(kind: &'static str, body: &'static str) -> Response {

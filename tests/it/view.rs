@@ -204,6 +204,15 @@ async fn a_matrix_its_cells_and_its_runs_as_json() {
     assert_eq!(code, 404);
     let term = v.terminal();
     assert!(term.contains("no run `nope` here"), "{term}");
+
+    // A request under another host name (DNS rebinding) is refused.
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/matrix", v.url))
+        .header("Host", "evil.example:80")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
 }
 
 fn urlenc(s: &str) -> String {

@@ -105,6 +105,10 @@ async fn matrix_to_cell_to_child_to_commit_in_chromium() {
         b.eval("(() => { for (const k of ['f-task', 'f-outcome']) { const s = document.getElementById(k); s.value = ''; s.dispatchEvent(new Event('change')); } })()");
         b.wait(&format!("document.querySelectorAll('table.cells tbody tr').length === {}", cells.len()));
 
+        let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("view");
+        std::fs::create_dir_all(&shots).unwrap();
+        b.screenshot(&shots.join("matrix.png"));
+
         // Matrix → cell: the run's header is its run.json, its timeline its history.
         b.click(&format!("a.cell[data-cell='{id}']"), &format!("#/run/{id}"));
         let h1 = b.text("h1").as_str().unwrap().to_string();
@@ -118,6 +122,8 @@ async fn matrix_to_cell_to_child_to_commit_in_chromium() {
         let first: Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
         assert_eq!(first_text, first["event"]);
         assert_eq!(b.count("table.commits tbody tr"), git_count(&ws).min(100));
+
+        b.screenshot(&shots.join("run.png"));
 
         // Run → child: its conversation is its transcript, its answer its RESPONSE.md.
         let child = b
@@ -135,6 +141,8 @@ async fn matrix_to_cell_to_child_to_commit_in_chromium() {
             std::fs::read_to_string(ws.join("children").join(&child).join("RESPONSE.md")).unwrap();
         assert_eq!(b.text("#response").as_str().unwrap(), response);
 
+        b.screenshot(&shots.join("child.png"));
+
         // Back to the run, then its commit that added the result: the diff shows the file.
         b.click("a[href^='#/run/']", &format!("#/run/{id}"));
         b.wait(&format!("document.querySelector(\"a.commit[data-commit='{adding}']\")"));
@@ -146,6 +154,8 @@ async fn matrix_to_cell_to_child_to_commit_in_chromium() {
         .unwrap();
         let want: Vec<String> = body.lines().map(|l| format!("+{l}")).collect();
         assert_eq!(added, want, "the page shows:\n{}", b.text("main"));
+
+        b.screenshot(&shots.join("commit.png"));
 
         // Two cells side by side from the matrix page.
         b.click("a.brand", "#/");
@@ -162,6 +172,7 @@ async fn matrix_to_cell_to_child_to_commit_in_chromium() {
         }
         assert!(div.contains(&lib.common.to_string()), "{div}");
         assert_eq!(b.count("table.artifacts tbody tr"), lib.artifacts.len() as u64);
+        b.screenshot(&shots.join("diff.png"));
         b
     })
     .await

@@ -186,7 +186,7 @@ async function runPage(id) {
   const u = r.usage;
   const stages = table(["stage", "attempts", "passed", "tokens", "calls", "tool calls"],
     u.stages.map((s) => h("tr", {}, h("td", {}, s.stage), h("td", { class: "num" }, s.attempts),
-      h("td", {}, outcome(String(s.passed))), h("td", { class: "num" }, tokens(s.usage)),
+      h("td", {}, outcome(s.passed ? "passed" : "failed")), h("td", { class: "num" }, tokens(s.usage)),
       h("td", { class: "num" }, num(s.usage.calls)), h("td", { class: "num" }, num(s.tool_calls)))));
   const children = table(["child", "stage", "role", "model", "status", "tokens", "calls", "tool calls"],
     u.children.map((c) => h("tr", {},
@@ -240,7 +240,10 @@ async function childPage(id, child) {
       const role = m.role || "?";
       conv.append(h("div", { class: "msg msg-" + role },
         h("div", { class: "role" }, role === "tool" ? `tool result ${m.tool_call_id || ""}` : role),
-        m.content ? h("pre", { class: "content" }, m.content) : null,
+        // The system message is the harness itself: folded, as it is the same for every child.
+        m.content ? (role === "system"
+          ? h("details", {}, h("summary", {}, `${m.content.split("\n").length} lines`), h("pre", { class: "content" }, m.content))
+          : h("pre", { class: "content" }, m.content)) : null,
         (m.tool_calls || []).map(callView)));
     } else if (line.type === "tool-output") {
       conv.append(h("div", { class: "usage-line" },

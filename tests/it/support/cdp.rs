@@ -209,6 +209,14 @@ impl Browser {
         ));
     }
 
+    /// A PNG of what the page shows now, for people reading a failed run's output folder.
+    pub fn screenshot(&mut self, path: &std::path::Path) {
+        let r = self.call("Page.captureScreenshot", json!({"format": "png"}));
+        let data = r["data"].as_str().unwrap_or_default();
+        let bytes = base64(data);
+        std::fs::write(path, bytes).unwrap();
+    }
+
     /// Text content of the first element `selector` matches (null when none).
     pub fn text(&mut self, selector: &str) -> Value {
         let sel = serde_json::to_string(selector).unwrap();
@@ -231,4 +239,27 @@ impl Drop for Browser {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Standard base64 decoding (the protocol sends screenshots so).
+fn base64(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
+    for v in s.bytes().filter_map(val) {
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
 }
