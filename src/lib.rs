@@ -22,4 +22,5 @@ pub mod report;
 pub mod sandbox;
 pub mod task;
 pub mod versions;
+pub mod view;
 pub mod workspace;

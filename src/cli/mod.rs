@@ -13,6 +13,7 @@ mod report;
 mod run;
 mod run_cell;
 mod show;
+mod view;
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -67,6 +68,8 @@ enum Command {
     Diagnose(diagnose::Args),
     /// Turn a code harness (Python or TypeScript agent loop, YAML agent config) into an nlah harness.
     Migrate(migrate::Args),
+    /// A local web page (127.0.0.1) for a matrix, a run (or two side by side) or a harness.
+    View(view::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -89,6 +92,7 @@ pub fn main() -> ExitCode {
         Command::Report(a) => report::run(a),
         Command::Diagnose(a) => diagnose::run(a),
         Command::Migrate(a) => migrate::run(a),
+        Command::View(a) => view::run(a),
     };
     match code {
         Ok(c) => ExitCode::from(c),

@@ -39,4 +39,6 @@ mod slurm_real;
 mod small_models;
 mod tasks;
 mod textarena;
+mod view;
+mod view_browser;
 mod watch;

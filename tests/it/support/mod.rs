@@ -3,12 +3,14 @@
 //! tests, real git repositories with fixed history, `git fsck` of what nlah writes, and the
 //! rules for tests that need parts from outside the crate.
 
+pub mod cdp;
 pub mod env;
 pub mod fsck;
 pub mod gitrepo;
 pub mod model;
 pub mod outside;
 pub mod script;
+pub mod viewer;
 
 /// Synthetic ablation output folders with known answers (shared with `benches/report.rs`).
 #[path = "../../fixtures/report/build.rs"]
