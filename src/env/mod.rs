@@ -71,25 +71,31 @@ impl std::fmt::Debug for Episode {
 }
 
 /// The folders an environment's command needs to read besides the system's: the task folder
-/// and the folder of every file the command names (absolute, or through `{task_dir}`), so that
-/// a sandbox that confines reading can let the server read its own code and nothing else.
+/// and the folder of every file the command names (absolute, or through `{task_dir}`), as named
+/// and with links resolved; for a program in a `bin/` folder, the installation around it (a
+/// Python venv's `pyvenv.cfg` and `lib/`, the interpreter's standard library). So a sandbox that
+/// confines reading can let the server read its own code and nothing else.
 pub fn read_paths(config: &EnvConfig, task_dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = vec![task_dir.to_path_buf()];
+    let mut add = |dir: Option<&Path>| {
+        let Some(dir) = dir else { return };
+        let prefix = (dir.file_name().is_some_and(|n| n == "bin"))
+            .then(|| dir.parent())
+            .flatten();
+        let keep = prefix.unwrap_or(dir).to_path_buf();
+        if !out.iter().any(|o| keep.starts_with(o)) {
+            out.push(keep);
+        }
+    };
     let expanded = config
         .command
         .replace("{task_dir}", &task_dir.to_string_lossy());
     for word in expanded.split_whitespace() {
         let w = word.trim_matches(['\'', '"']);
         let p = Path::new(w);
-        if p.is_absolute()
-            && p.is_file()
-            && let Some(dir) = p
-                .canonicalize()
-                .ok()
-                .and_then(|c| c.parent().map(Path::to_path_buf))
-            && !out.contains(&dir)
-        {
-            out.push(dir);
+        if p.is_absolute() && p.is_file() {
+            add(p.parent());
+            add(p.canonicalize().ok().as_deref().and_then(Path::parent));
         }
     }
     out

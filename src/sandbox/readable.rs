@@ -134,6 +134,22 @@ fn toolchains(path: &OsString) -> Vec<PathBuf> {
                 out.push(root.to_path_buf());
             }
         }
+        // A Python virtual environment: its root (`pyvenv.cfg`, `lib/`) and the installation
+        // its interpreter comes from (`home = …/bin` in `pyvenv.cfg`: the standard library).
+        if let Some(venv) = dir.parent().filter(|v| v.join("pyvenv.cfg").is_file()) {
+            out.push(venv.to_path_buf());
+            let cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).unwrap_or_default();
+            let home = cfg.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == "home").then(|| PathBuf::from(v.trim()))
+            });
+            if let Some(prefix) = home.as_deref().and_then(Path::parent)
+                && prefix.is_absolute()
+                && prefix.components().count() > 1
+            {
+                out.push(prefix.to_path_buf());
+            }
+        }
         if dir.ends_with(".cargo/bin")
             && let Some(home) = dir.parent().and_then(Path::parent)
             && home.join(".rustup").is_dir()
@@ -175,6 +191,27 @@ mod tests {
         assert!(got.contains(&h.join(".local/bin")), "{got:?}");
         assert!(!got.contains(&h.join(".cargo")), "{got:?}");
         assert!(!got.iter().any(|p| p.starts_with("/usr")), "{got:?}");
+    }
+
+    #[test]
+    fn a_virtual_environment_comes_whole_with_its_interpreter() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("venv/bin")).unwrap();
+        std::fs::create_dir_all(r.join("python/bin")).unwrap();
+        std::fs::write(
+            r.join("venv/pyvenv.cfg"),
+            format!("home = {}\n", r.join("python/bin").display()),
+        )
+        .unwrap();
+        let got = toolchains(&std::env::join_paths([r.join("venv/bin")]).unwrap());
+        let r = r.canonicalize().unwrap();
+        let got: Vec<PathBuf> = got
+            .into_iter()
+            .map(|p| p.canonicalize().unwrap_or(p))
+            .collect();
+        assert!(got.contains(&r.join("venv")), "{got:?}");
+        assert!(got.contains(&r.join("python")), "{got:?}");
     }
 
     #[test]
