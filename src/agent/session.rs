@@ -131,7 +131,7 @@ impl ToolBox {
 }
 
 /// `text` cut to about `max` bytes, at a character boundary.
-fn clip(text: &str, max: usize) -> String {
+pub(crate) fn clip(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }

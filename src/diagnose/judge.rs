@@ -91,16 +91,7 @@ fn parse(text: &str) -> Option<Category> {
 /// The task, each child's last steps and the verifier's output, compactly.
 fn evidence(run: &RunDiagnosis) -> String {
     let read = |rel: &str| std::fs::read_to_string(run.path.join(rel)).unwrap_or_default();
-    let clip = |s: &str, n: usize| -> String {
-        if s.len() <= n {
-            return s.to_string();
-        }
-        let mut end = n;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}…", &s[..end])
-    };
+    let clip = crate::agent::session::clip;
     let mut out = format!("# The task\n\n{}\n", clip(&read("TASK.md"), 2000));
     let children = run.path.join("children");
     let mut ids: Vec<String> = std::fs::read_dir(&children)

@@ -137,12 +137,5 @@ pub fn read(path: &Path) -> Vec<Step> {
 }
 
 fn clip(s: &str) -> String {
-    if s.len() <= CLIP {
-        return s.to_string();
-    }
-    let mut end = CLIP;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
+    crate::agent::session::clip(s, CLIP)
 }

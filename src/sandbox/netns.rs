@@ -201,16 +201,24 @@ pub(super) fn detect() -> (NetMode, Option<String>) {
 }
 
 fn try_mode(mode: NetMode) -> Result<(), String> {
-    use std::os::unix::process::CommandExt;
     let setup = NetSetup::new(mode);
+    probe_child(move || setup.apply())
+}
+
+/// Runs a short-lived `sh -c 'exit 0'` whose child side runs `hook` before `exec`: whether
+/// the steps work here, tried never in this process.
+pub(super) fn probe_child(
+    mut hook: impl FnMut() -> io::Result<()> + Send + Sync + 'static,
+) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new("sh");
     cmd.args(["-c", "exit 0"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    // SAFETY: see NetSetup::apply: system calls only.
+    // SAFETY: the hooks given make system calls only (see NetSetup::apply and pidns).
     unsafe {
-        cmd.pre_exec(move || setup.apply());
+        cmd.pre_exec(move || hook());
     }
     let status = cmd.status().map_err(|e| e.to_string())?;
     if status.success() {

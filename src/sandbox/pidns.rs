@@ -42,22 +42,14 @@ pub(super) fn detect(net: NetMode) -> PidMode {
 /// Tries a short-lived `sh -c 'exit 0'` as the first process of a PID namespace inside a user
 /// namespace, as the fork path makes it.
 fn after_user_namespace_works() -> bool {
-    use std::os::unix::process::CommandExt;
     let setup = NetSetup::new(NetMode::UserAndNet);
-    let mut cmd = std::process::Command::new("sh");
-    cmd.args(["-c", "exit 0"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    // SAFETY: system calls only, between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            setup.apply()?;
-            unshare()?;
-            fork_first_process()
-        });
-    }
-    cmd.status().is_ok_and(|s| s.success())
+    super::netns::probe_child(move || {
+        setup.apply()?;
+        unshare()?;
+        // SAFETY: between fork and exec, in the probe's child.
+        unsafe { fork_first_process() }
+    })
+    .is_ok()
 }
 
 /// Whether a thread of this process can make a PID namespace for the command it starts.
