@@ -208,7 +208,7 @@ fn try_mode(mode: NetMode) -> Result<(), String> {
 /// Runs a short-lived `sh -c 'exit 0'` whose child side runs `hook` before `exec`: whether
 /// the steps work here, tried never in this process.
 pub(super) fn probe_child(
-    mut hook: impl FnMut() -> io::Result<()> + Send + Sync + 'static,
+    hook: impl FnMut() -> io::Result<()> + Send + Sync + 'static,
 ) -> Result<(), String> {
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new("sh");
@@ -218,7 +218,7 @@ pub(super) fn probe_child(
         .stderr(std::process::Stdio::null());
     // SAFETY: the hooks given make system calls only (see NetSetup::apply and pidns).
     unsafe {
-        cmd.pre_exec(move || hook());
+        cmd.pre_exec(hook);
     }
     let status = cmd.status().map_err(|e| e.to_string())?;
     if status.success() {
