@@ -13,6 +13,10 @@
 
 #[path = "../tests/fixtures/report/build.rs"]
 mod build;
+#[path = "support/stats.rs"]
+mod stats;
+
+use stats::median_min_max as stats;
 
 use std::path::Path;
 use std::process::Command;
@@ -22,20 +26,6 @@ use nlah::report::{self, Format};
 
 const ITERATIONS: usize = 9;
 const TARGET: Duration = Duration::from_secs(2);
-
-fn stats(mut samples: Vec<Duration>) -> (Duration, String) {
-    samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let median = samples[samples.len() / 2];
-    let text = format!(
-        "median {:.1} ms, min {:.1} ms, max {:.1} ms (n={})",
-        ms(median),
-        ms(samples[0]),
-        ms(samples[samples.len() - 1]),
-        samples.len()
-    );
-    (median, text)
-}
 
 fn time<T>(
     mut before: impl FnMut(),

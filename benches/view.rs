@@ -17,6 +17,10 @@
 
 #[path = "../tests/fixtures/report/build.rs"]
 mod build;
+#[path = "support/stats.rs"]
+mod stats;
+
+use stats::median_min_max as stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,20 +31,6 @@ use nlah::view::{self, Kind, Target};
 
 const ITERATIONS: usize = 9;
 const TARGET: Duration = Duration::from_secs(1);
-
-fn stats(mut samples: Vec<Duration>) -> (Duration, String) {
-    samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let median = samples[samples.len() / 2];
-    let text = format!(
-        "median {:.1} ms, min {:.1} ms, max {:.1} ms (n={})",
-        ms(median),
-        ms(samples[0]),
-        ms(samples[samples.len() - 1]),
-        samples.len()
-    );
-    (median, text)
-}
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 

@@ -32,14 +32,15 @@ const RUN: [&str; 4] = [
     "openai:mock-1",
 ];
 
-/// Whether Landlock holds here; says so when it does not (the attacks it stops would succeed).
-fn landlock() -> bool {
-    let probe = sandbox::probe();
-    if probe.filesystem != Level::Enforced {
-        eprintln!("SKIPPED: Landlock does not hold here ({})", probe.summary());
-        return false;
-    }
-    true
+/// Fails, naming what is missing, where the kernel does not give what the attacks are tried
+/// against: on such a machine the guarantee does not hold, and a passing test would say it does.
+fn require(level: Level, what: &str) {
+    assert_eq!(
+        level,
+        Level::Enforced,
+        "{what} does not hold on this machine, so the attack would succeed: {}",
+        sandbox::probe().summary()
+    );
 }
 
 /// Whether a process with this (host) pid is alive and not a zombie.
@@ -100,9 +101,7 @@ async fn a_link_planted_where_the_runtime_writes_is_refused_and_recorded() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_record_is_out_of_the_childs_reach() {
-    if !landlock() {
-        return;
-    }
+    require(sandbox::probe().filesystem, "Landlock");
     let env = hostile(
         "for t in history/events.jsonl run.json TASK.md SKILL.md scripts/x .git/HEAD \
          .git/refs/heads/main; do (echo x >> $t) 2>/dev/null && echo \"$t: written\" || \
@@ -127,9 +126,7 @@ async fn the_record_is_out_of_the_childs_reach() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hidden_tests_keys_and_other_folders_are_unreadable() {
-    if !landlock() {
-        return;
-    }
+    require(sandbox::probe().filesystem, "Landlock");
     let env_secret = tempfile::tempdir().unwrap();
     let key = env_secret.path().join("id_ed25519");
     std::fs::write(&key, "PRIVATE KEY").unwrap();
@@ -164,14 +161,10 @@ async fn nothing_a_command_starts_outlives_it() {
     let pid = std::fs::read_to_string(ran.ws.join("artifacts/bg.pid")).unwrap();
     let pid = pid.trim();
     if sandbox::probe().processes != Level::Enforced {
-        eprintln!(
-            "SKIPPED: no PID namespaces here ({})",
-            sandbox::probe().summary()
-        );
         let _ = std::process::Command::new("kill")
             .args(["-9", pid])
             .status();
-        return;
+        require(sandbox::probe().processes, "a PID namespace per command");
     }
     assert!(
         gone_within(pid, Duration::from_secs(3)),
@@ -212,11 +205,10 @@ async fn killing_nlah_kills_the_command_it_was_running() {
     nlah.kill().expect("SIGKILL");
     let _ = nlah.wait();
     if sandbox::probe().processes != Level::Enforced {
-        eprintln!("SKIPPED: no guardian here ({})", sandbox::probe().summary());
         let _ = std::process::Command::new("kill")
             .args(["-9", &pid])
             .status();
-        return;
+        require(sandbox::probe().processes, "the guardian");
     }
     assert!(
         gone_within(&pid, Duration::from_secs(3)),
@@ -227,12 +219,14 @@ async fn killing_nlah_kills_the_command_it_was_running() {
 /// The attacks above once more, with nlah run by an unprivileged user (`nobody`): there the
 /// sandbox takes its other road (a user namespace, `fork` instead of `posix_spawn`).
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs root (it runs nlah as nobody through setpriv)"]
 async fn as_an_unprivileged_user_the_same_attacks_fail() {
     // SAFETY: no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: becoming `nobody` needs root");
-        return;
-    }
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "needs root: it runs nlah as nobody through setpriv"
+    );
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     // Everything nobody needs, in a folder nobody owns: the binary, the harness, the task.
@@ -294,22 +288,22 @@ async fn as_an_unprivileged_user_the_same_attacks_fail() {
     eprintln!("sandbox as nobody: {sandbox}\n{attempts}");
     assert_eq!(std::fs::read_dir(root.join("outside")).unwrap().count(), 0);
     assert_eq!(record["error_class"], "tampering", "{stderr}");
-    if !sandbox.contains("filesystem enforced") {
-        eprintln!("SKIPPED (in part): Landlock does not hold for nobody here");
-        return;
-    }
+    assert!(
+        sandbox.contains("filesystem enforced"),
+        "Landlock does not hold for nobody here: {sandbox}"
+    );
     assert!(!attempts.contains(": written"), "{attempts}");
     assert!(!attempts.contains(": read"), "{attempts}");
     let pid = std::fs::read_to_string(ws.join("repo/bg.pid")).expect("bg.pid");
-    if sandbox.contains("processes enforced") {
-        assert!(
-            gone_within(pid.trim(), Duration::from_secs(3)),
-            "{pid} outlived"
-        );
-    } else {
+    let gone = gone_within(pid.trim(), Duration::from_secs(3));
+    if !gone {
         let _ = std::process::Command::new("kill")
             .args(["-9", pid.trim()])
             .status();
-        eprintln!("SKIPPED (in part): no PID namespace for nobody here ({sandbox})");
     }
+    assert!(
+        sandbox.contains("processes enforced"),
+        "no PID namespace for nobody here: {sandbox}"
+    );
+    assert!(gone, "{pid} outlived its command");
 }

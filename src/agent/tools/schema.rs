@@ -31,13 +31,16 @@ pub(super) const TOOLS: [ToolDef; 4] = [
     ToolDef {
         name: "shell",
         usage: r#"{"command": "<bash command>"}"#,
-        description: "Run a bash command in the workspace (the working directory is the workspace \
-            root) and return its stdout and stderr, interleaved, followed by the exit code. \
-            Commands are sandboxed: they can write only inside the workspace and have no network \
-            access. stdin is empty, so interactive programs will not work; pass flags such as -y. \
-            Each command has a time limit, after which it is killed; background processes are \
-            stopped when the command returns. Long output is cut in the middle (the first and \
-            last parts are kept), so filter it (grep, head, tail) when you expect a lot.",
+        description: "Run a bash command in the workspace (the first starts in the workspace \
+            root; `cd` and exported variables carry over to your next commands) and return its \
+            stdout and stderr, interleaved, followed by the exit code. Commands are sandboxed: \
+            they write only in `repo/`, `artifacts/` and your own folder, read nothing outside \
+            the workspace but the system's programs, and have no network access. stdin is \
+            empty, so interactive programs will not work; pass flags such as -y. Each command \
+            has a time limit, after which it is killed and the next command starts a new shell; \
+            background processes are stopped when the command returns. Long output is cut in \
+            the middle (the first and last parts are kept), so filter it (grep, head, tail) \
+            when you expect a lot.",
         params: &[Param {
             name: "command",
             kind: Kind::Text,
