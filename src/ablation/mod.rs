@@ -73,6 +73,7 @@ pub struct CellResult {
     pub record: Option<RunRecord>,
 }
 
+pub mod cassettes;
 pub mod design;
 pub mod error;
 pub mod executor;

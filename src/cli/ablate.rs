@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::ArgMatches;
 use indicatif::{ProgressBar, ProgressStyle};
+use nlah::ablation::cassettes::{self, Cassettes};
 use nlah::ablation::design::Design;
 use nlah::ablation::error::AblationError;
 use nlah::ablation::executor::{Event, Runner, Sink, Tally, local, slurm};
@@ -75,6 +76,13 @@ pub struct Args {
     /// The variant reports compare against (default: basic, full, or a file's first).
     #[arg(long, value_name = "VARIANT")]
     baseline: Option<String>,
+    /// Record each cell's model calls to OUT/cassettes/<cell id>.jsonl (local executor).
+    #[arg(long, conflicts_with = "replay_cassettes")]
+    record_cassettes: bool,
+    /// Answer each cell's model calls from DIR/<cell id>.jsonl (a recorded OUT/cassettes),
+    /// offline: the matrix keeps its model specs, so cell ids and reports match the recording.
+    #[arg(long, value_name = "DIR")]
+    replay_cassettes: Option<PathBuf>,
     /// Print JSON lines (cell started/finished, summary) instead of the progress display.
     #[arg(long)]
     json: bool,
@@ -449,6 +457,29 @@ impl Display {
     }
 }
 
+/// What `--record-cassettes` or `--replay-cassettes` ask for; cassettes are per cell of the
+/// local pool (a Slurm array task starts from the matrix file alone).
+fn cassettes_of(a: &Args, out: &Path) -> Result<Option<Cassettes>, u8> {
+    let c = match (&a.replay_cassettes, a.record_cassettes) {
+        (Some(dir), _) => Cassettes::Replay(dir.clone()),
+        (None, true) => Cassettes::Record(out.join(cassettes::DIR)),
+        (None, false) => return Ok(None),
+    };
+    if a.executor == ExecutorKind::Slurm {
+        eprintln!(
+            "error: cassettes are recorded and replayed by the local executor only; drop --executor slurm"
+        );
+        return Err(exit::USAGE);
+    }
+    if let Cassettes::Replay(dir) = &c
+        && !dir.is_dir()
+    {
+        eprintln!("error: {}: no such folder of cassettes", dir.display());
+        return Err(exit::USAGE);
+    }
+    Ok(Some(c))
+}
+
 /// Resolves on Ctrl-C (never, when the signal cannot be listened to).
 async fn interrupt() {
     if tokio::signal::ctrl_c().await.is_err() {
@@ -475,9 +506,22 @@ pub fn run(a: Args, matches: Option<&ArgMatches>) -> anyhow::Result<u8> {
         Err(Ok(code)) => return Ok(code),
         Err(Err(e)) => return Err(e),
     };
+    let cassettes = match cassettes_of(&a, &out) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
     // A missing cassette or key is the user's to fix: say so before OUT holds anything.
-    for spec in &file.matrix.models {
-        nlah::engine::backends::preflight(&spec.parse()?)?;
+    match &cassettes {
+        Some(c @ Cassettes::Replay(_)) => {
+            if let Err(e) = c.preflight(&file.matrix.cells) {
+                return Ok(report_error(&e));
+            }
+        }
+        _ => {
+            for spec in &file.matrix.models {
+                nlah::engine::backends::preflight(&spec.parse()?)?;
+            }
+        }
     }
     std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create", out.display()))?;
     let out = out
@@ -526,7 +570,14 @@ pub fn run(a: Args, matches: Option<&ArgMatches>) -> anyhow::Result<u8> {
     }
     tally.earlier = tally.done();
     let runner = match Runner::new(out.clone(), file.clone(), charter) {
-        Ok(r) => Arc::new(r),
+        Ok(mut r) => {
+            r.cassettes = cassettes.map(|c| match c {
+                // OUT is canonical only now that it exists.
+                Cassettes::Record(_) => Cassettes::Record(out.join(cassettes::DIR)),
+                replay => replay,
+            });
+            Arc::new(r)
+        }
         Err(e) => return Ok(report_error(&e)),
     };
     if from_file

@@ -498,6 +498,8 @@ impl Reader<'_> {
                             .map(|s| s.to_string())
                             .or(Some(f.value.clone()))
                     }
+                    // `none`: no built-in tool (an environment's tools and `finish` remain).
+                    "tools" if f.value.trim() == "none" => role.tools = Some(Vec::new()),
                     "tools" => role.tools = Some(list_values(&f.value)),
                     _ => self.near_miss(&f, &ROLE_KEYS, "role"),
                 }

@@ -626,3 +626,81 @@ async fn ctrl_c_stops_cleanly_with_exit_130() {
     assert!(ids.iter().all(|id| finished(outcome(&out, id))));
     assert_fsck_cells(&out);
 }
+
+/// The parts of a cell's record that a replay must reproduce: how it ended and what it spent
+/// (not when, or how long it took).
+fn replayable(out: &Path, id: &str) -> Value {
+    let r: Value = serde_json::from_slice(&std::fs::read(run_json(out, id)).unwrap()).unwrap();
+    serde_json::json!({
+        "outcome": r["outcome"],
+        "usage": r["usage"],
+        "tool_calls": r["tool_calls"],
+        "harness": r["harness"]["version"],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_recorded_matrix_replays_offline_cell_by_cell() {
+    let env = TestEnv::with_model(diligent).await;
+    let model = env.model();
+    let out = env.root().join("recorded");
+    let o = output(ablate(&env, &out, &["--record-cassettes"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let ids = cell_ids(&out);
+    for id in &ids {
+        let cassette = out.join("cassettes").join(format!("{id}.jsonl"));
+        let n = std::fs::read_to_string(&cassette).unwrap().lines().count();
+        assert!(n > 0, "{} holds the cell's calls", cassette.display());
+        assert!(
+            !out.join("cells").join(id).join("cassette.jsonl").exists(),
+            "a cassette is not in the cell's workspace"
+        );
+    }
+    let calls = model.served().calls;
+
+    // Replayed into a new folder: the same cells, the same results, and no model call.
+    let replayed = env.root().join("replayed");
+    let o = output(ablate(
+        &env,
+        &replayed,
+        &[
+            "--replay-cassettes",
+            out.join("cassettes").to_str().unwrap(),
+        ],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(model.served().calls, calls, "a replay calls no model");
+    assert_eq!(cell_ids(&replayed), ids);
+    for id in &ids {
+        assert_eq!(replayable(&replayed, id), replayable(&out, id), "cell {id}");
+    }
+
+    // A replay that lacks a cell's cassette says which, before anything runs.
+    let partial = env.root().join("partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::copy(
+        out.join("cassettes").join(format!("{}.jsonl", ids[0])),
+        partial.join(format!("{}.jsonl", ids[0])),
+    )
+    .unwrap();
+    let again = env.root().join("again");
+    let o = output(ablate(
+        &env,
+        &again,
+        &["--replay-cassettes", partial.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no cassette for 7 cell(s)"), "{err}");
+    assert!(!again.join("cells").exists(), "nothing ran");
+
+    let o = output(ablate(
+        &env,
+        &again,
+        &["--replay-cassettes", "/nonexistent/cassettes"],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+}

@@ -48,10 +48,11 @@ fn arena(env: &TestEnv, edits: &[(&str, &str, &str)]) -> String {
     to.display().to_string()
 }
 
-fn report(t: &Turn) -> Answer {
-    Answer::write(
-        &format!("children/{}/RESPONSE.md", t.child),
-        "status: done\n",
+/// The player's last call (`arena`'s player has no built-in tool but `finish`).
+fn report(_: &Turn) -> Answer {
+    Answer::call(
+        "finish",
+        json!({"status": "done", "report": "the episode is over"}),
     )
 }
 
@@ -455,7 +456,7 @@ async fn contract_notes_reach_the_tool_descriptions_within_their_word_cap() {
         "{}",
         desc("hanoi__move")
     );
-    assert!(!desc("write").contains("Note:"));
+    assert!(!desc("finish").contains("Note:"));
     let iv = interventions(&ran);
     let noted: Vec<&str> = iv.iter().map(|e| e["before"].as_str().unwrap()).collect();
     assert_eq!(noted, ["hanoi__move", "hanoi__act"]);

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::cassettes::Cassettes;
 use super::error::AblationError;
 use super::index::Summary;
 use super::matrix::{MatrixFile, compose_variant, module_names, toggles};
@@ -72,6 +73,8 @@ pub struct Runner {
     pub modules: Vec<String>,
     /// A chat backend of the embedding program's own (benchmarks), instead of HTTP.
     pub chat_backend: Option<Arc<dyn ChatBackend>>,
+    /// Each cell's model calls recorded to, or answered from, a cassette of its own.
+    pub cassettes: Option<Cassettes>,
     /// Each variant's harness, built by its first cell and shared by the rest.
     built: Mutex<HashMap<String, Built>>,
     /// One HTTP client per model for all cells (they run on one runtime).
@@ -90,6 +93,7 @@ impl Runner {
             charter,
             modules,
             chat_backend: None,
+            cassettes: None,
             built: Mutex::new(HashMap::new()),
             http: Arc::default(),
             budget: Mutex::new(None),
@@ -193,6 +197,9 @@ impl Runner {
         o.workspace = Some(resume::cell_dir(&self.out, &cell.id));
         o.settings = self.settings.clone();
         o.chat_backend = self.chat_backend.clone();
+        if let Some(c) = &self.cassettes {
+            c.apply(cell, &mut o)?;
+        }
         o.shared_budget = self
             .budget
             .lock()
