@@ -32,36 +32,13 @@ pub fn path(dir: &Path, cell_id: &str) -> PathBuf {
 }
 
 impl Cassettes {
-    /// Checks, before anything runs, that a replay has a cassette for every cell to run.
-    pub fn preflight<'a>(
-        &self,
-        cells: impl IntoIterator<Item = &'a Cell>,
-    ) -> Result<(), AblationError> {
-        let Cassettes::Replay(dir) = self else {
-            return Ok(());
-        };
-        let missing: Vec<&str> = cells
-            .into_iter()
-            .filter(|c| !path(dir, &c.id).is_file())
-            .map(|c| c.id.as_str())
-            .collect();
-        if missing.is_empty() {
-            return Ok(());
+    /// Whether a cell can run under these cassettes: a replay runs only the cells that were
+    /// recorded (a matrix recorded in pieces replays as far as it got).
+    pub fn covers(&self, cell: &Cell) -> bool {
+        match self {
+            Cassettes::Record(_) => true,
+            Cassettes::Replay(dir) => path(dir, &cell.id).is_file(),
         }
-        Err(AblationError::BadFile {
-            path: dir.clone(),
-            message: format!(
-                "no cassette for {} cell(s) to run ({}{}): was the matrix recorded with --record-cassettes, from the same harness, tasks, models and seeds?",
-                missing.len(),
-                missing
-                    .iter()
-                    .take(3)
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if missing.len() > 3 { ", …" } else { "" }
-            ),
-        })
     }
 
     /// Points a cell's run at its cassette. A recording starts afresh: the calls of an earlier,

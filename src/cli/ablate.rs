@@ -512,9 +512,18 @@ pub fn run(a: Args, matches: Option<&ArgMatches>) -> anyhow::Result<u8> {
     };
     // A missing cassette or key is the user's to fix: say so before OUT holds anything.
     match &cassettes {
-        Some(c @ Cassettes::Replay(_)) => {
-            if let Err(e) = c.preflight(&file.matrix.cells) {
-                return Ok(report_error(&e));
+        Some(Cassettes::Replay(dir)) => {
+            if !file
+                .matrix
+                .cells
+                .iter()
+                .any(|c| cassettes::path(dir, &c.id).is_file())
+            {
+                eprintln!(
+                    "error: {}: no cassette of any cell of this matrix (was it recorded with --record-cassettes, from the same harness, tasks, models and seeds?); nothing was run",
+                    dir.display()
+                );
+                return Ok(exit::USAGE);
             }
         }
         _ => {
@@ -569,6 +578,16 @@ pub fn run(a: Args, matches: Option<&ArgMatches>) -> anyhow::Result<u8> {
         }
     }
     tally.earlier = tally.done();
+    if let Some(c) = &cassettes {
+        let before = pending.len();
+        pending.retain(|cell| c.covers(cell));
+        if pending.len() < before {
+            eprintln!(
+                "note: {} cell(s) have no cassette and are not replayed",
+                before - pending.len()
+            );
+        }
+    }
     let runner = match Runner::new(out.clone(), file.clone(), charter) {
         Ok(mut r) => {
             r.cassettes = cassettes.map(|c| match c {

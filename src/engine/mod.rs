@@ -605,7 +605,7 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     record.metrics.wall_ms = started.elapsed().as_millis() as u64;
-    if !run.harness.layers.is_empty() {
+    if !run.harness.layers.is_empty() || record.episode.is_some() {
         record.interface = Some(
             run.interface
                 .lock()

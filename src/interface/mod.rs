@@ -22,6 +22,7 @@ use self::regulation::Regulator;
 use self::verifier::VerifierProcess;
 use crate::agent::session::Hooks;
 use crate::agent::tools::ToolOutput;
+use crate::agent::tools::finish;
 use crate::env::Episode;
 use crate::harness::layers::{
     ContractNotes, Fallback, Layer, LayerKind, Realization, Verifier, VerifierMode,
@@ -116,7 +117,14 @@ impl Layers {
                 LayerKind::ProceduralSkills(_) => {}
             }
         }
-        if realization.is_none() && regulation.is_none() && notes.is_none() && verifier.is_none() {
+        // With an environment the actions are counted even when no layer acts on them, so that
+        // an arm without layers is measured like the others.
+        if realization.is_none()
+            && regulation.is_none()
+            && notes.is_none()
+            && verifier.is_none()
+            && env.is_none()
+        {
             return None;
         }
         let mut st = State {
@@ -416,6 +424,10 @@ impl Hooks for Layers {
     }
 
     fn before_tool(&self, call: &mut ToolCall) -> Option<ToolOutput> {
+        // Ending the turn is not an action: it is neither counted nor checked.
+        if call.name == finish::NAME {
+            return None;
+        }
         let mut st = self.state();
         st.metrics.actions += 1;
         let mut info = CallInfo::default();
@@ -508,6 +520,9 @@ impl Hooks for Layers {
     }
 
     fn after_tool(&self, call: &ToolCall, out: &mut ToolOutput) {
+        if call.name == finish::NAME {
+            return;
+        }
         let mut st = self.state();
         let info = st.calls.remove(&call.id).unwrap_or_default();
         let env_state = info

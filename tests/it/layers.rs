@@ -119,12 +119,12 @@ async fn realization_repairs_near_miss_names_types_and_action_strings() {
     assert_eq!(iv[1]["rule"], "legal-action");
     assert_eq!(iv[1]["after"], "hanoi__act {\"action\":\"move A B\"}");
     assert_eq!(iv[2]["rule"], "tool-name");
-    // The fourth action is the report (`write`), legal as proposed.
+    // The report (`finish`) is not an action.
     let m = &r["interface"];
-    assert_eq!(m["actions"], 4);
+    assert_eq!(m["actions"], 3);
     assert_eq!(m["repaired"], 3);
-    assert_eq!(m["legal_first_try"], 1);
-    assert_eq!(m["legal_final"], 4);
+    assert_eq!(m["legal_first_try"], 0);
+    assert_eq!(m["legal_final"], 3);
     assert_eq!(m["blocked"], 0);
     assert_eq!(m["interventions"], 3);
     // `nlah inspect` shows them on the timeline.
@@ -175,13 +175,13 @@ async fn realization_blocks_from_the_nth_invalid_action_in_a_row() {
     );
     assert_eq!(ran.record()["episode"]["end"], "open");
     let m = &ran.record()["interface"];
-    // Three moves and the report: one move refused, one blocked.
+    // Three moves: one refused, one blocked.
     assert_eq!(
         (m["actions"].clone(), m["blocked"].clone()),
-        (json!(4), json!(1))
+        (json!(3), json!(1))
     );
-    assert_eq!(m["legal_final"], 2);
-    assert_eq!(m["legal_first_try"], 2);
+    assert_eq!(m["legal_final"], 1);
+    assert_eq!(m["legal_first_try"], 1);
 
     // Without the layer the same model loses the game at its second illegal action.
     let env = TestEnv::with_model(policy(illegal_twice())).await;
@@ -189,7 +189,13 @@ async fn realization_blocks_from_the_nth_invalid_action_in_a_row() {
     let ran = run(&env, "harness-skills/arena", &t, &[], &[]).await;
     assert_eq!(ran.record()["episode"]["end"], "done");
     assert!(ran.record()["episode"]["reward"].as_f64().unwrap() < 1.0);
-    assert!(ran.record().get("interface").is_none());
+    // Measured like the arms with layers: all three moves refused (the last after the end).
+    let m = &ran.record()["interface"];
+    assert_eq!(
+        (m["actions"].clone(), m["legal_first_try"].clone()),
+        (json!(3), json!(0))
+    );
+    assert_eq!(m["interventions"], 0);
 
     // block after 1: the first illegal action is blocked already.
     let env = TestEnv::with_model(policy(illegal_twice())).await;
@@ -785,7 +791,11 @@ async fn the_report_shows_legal_rates_interventions_and_reward_per_variant() {
         .iter()
         .find(|r| r["variant"] == "basic" || r["is_baseline"] == true)
         .unwrap();
-    // The baseline has no layers: no legal rates, but the reward of its episodes.
-    assert!(base.get("legal_first_try_pct").is_none(), "{base}");
+    // The baseline has no layers: measured all the same, with nothing repaired or blocked.
+    assert_eq!(
+        base["legal_first_try_pct"]["mean"], base["legal_final_pct"]["mean"],
+        "{base}"
+    );
+    assert_eq!(base["interventions"]["mean"], 0.0, "{base}");
     assert!(base["reward"]["mean"].as_f64().unwrap() < 1.0, "{base}");
 }
