@@ -21,7 +21,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 pub const INDEX_FILE: &str = "index.sqlite";
 /// Bumped whenever the table changes; an index of another version is rebuilt.
-const VERSION: &str = "2";
+const VERSION: &str = "3";
 
 /// The figures of one cell's run.json that tables and schedulers need, without the full record.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,6 +57,8 @@ pub struct InterfaceSummary {
     pub legal_first_try: u64,
     pub legal_final: u64,
     pub interventions: u64,
+    pub reprompts: u64,
+    pub fallbacks: u64,
 }
 
 impl Summary {
@@ -84,6 +86,8 @@ impl Summary {
                 legal_first_try: i.legal_first_try,
                 legal_final: i.legal_final,
                 interventions: i.interventions,
+                reprompts: i.reprompts,
+                fallbacks: i.fallbacks,
             }),
             reward: r.episode.as_ref().and_then(|e| e.reward),
         }
@@ -140,7 +144,7 @@ fn outcome_from(s: &str) -> Option<RunOutcome> {
     })
 }
 
-const COLUMNS: &str = "id, mtime_ns, size, ino, outcome, input_tokens, output_tokens, cached_input_tokens, tool_calls, llm_calls, wall_ms, cost_usd, parent_input_tokens, parent_output_tokens, parent_tool_calls, parent_llm_calls, children_input_tokens, children_output_tokens, children_tool_calls, children_llm_calls, if_actions, if_legal_first_try, if_legal_final, if_interventions, reward";
+const COLUMNS: &str = "id, mtime_ns, size, ino, outcome, input_tokens, output_tokens, cached_input_tokens, tool_calls, llm_calls, wall_ms, cost_usd, parent_input_tokens, parent_output_tokens, parent_tool_calls, parent_llm_calls, children_input_tokens, children_output_tokens, children_tool_calls, children_llm_calls, if_actions, if_legal_first_try, if_legal_final, if_interventions, if_reprompts, if_fallbacks, reward";
 
 fn create(db: &Connection) -> rusqlite::Result<()> {
     db.execute_batch(
@@ -175,6 +179,8 @@ fn create(db: &Connection) -> rusqlite::Result<()> {
             if_legal_first_try INTEGER,
             if_legal_final INTEGER,
             if_interventions INTEGER,
+            if_reprompts INTEGER,
+            if_fallbacks INTEGER,
             reward REAL,
             record TEXT NOT NULL
          );",
@@ -259,9 +265,11 @@ fn read_rows(db: &Connection, with_records: bool) -> rusqlite::Result<HashMap<St
                     legal_first_try: u(r.get(21)?),
                     legal_final: u(r.get(22)?),
                     interventions: u(r.get(23)?),
+                    reprompts: u(r.get(24)?),
+                    fallbacks: u(r.get(25)?),
                 }),
             },
-            reward: r.get(24)?,
+            reward: r.get(26)?,
         };
         let stamp = Stamp {
             mtime_ns: r.get(1)?,
@@ -344,8 +352,8 @@ fn upsert(db: &mut Connection, changes: &[(&Cell, Option<&Fresh>)]) -> rusqlite:
     {
         let mut del = tx.prepare_cached("DELETE FROM cells WHERE id = ?1")?;
         let mut ins = tx.prepare_cached(
-            "INSERT OR REPLACE INTO cells (id, idx, variant, task, model, seed, mtime_ns, size, ino, outcome, input_tokens, output_tokens, cached_input_tokens, tool_calls, llm_calls, wall_ms, cost_usd, parent_input_tokens, parent_output_tokens, parent_tool_calls, parent_llm_calls, children_input_tokens, children_output_tokens, children_tool_calls, children_llm_calls, if_actions, if_legal_first_try, if_legal_final, if_interventions, reward, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
+            "INSERT OR REPLACE INTO cells (id, idx, variant, task, model, seed, mtime_ns, size, ino, outcome, input_tokens, output_tokens, cached_input_tokens, tool_calls, llm_calls, wall_ms, cost_usd, parent_input_tokens, parent_output_tokens, parent_tool_calls, parent_llm_calls, children_input_tokens, children_output_tokens, children_tool_calls, children_llm_calls, if_actions, if_legal_first_try, if_legal_final, if_interventions, if_reprompts, if_fallbacks, reward, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)",
         )?;
         for (c, f) in changes {
             match f {
@@ -385,6 +393,8 @@ fn upsert(db: &mut Connection, changes: &[(&Cell, Option<&Fresh>)]) -> rusqlite:
                         s.interface.map(|x| i(x.legal_first_try)),
                         s.interface.map(|x| i(x.legal_final)),
                         s.interface.map(|x| i(x.interventions)),
+                        s.interface.map(|x| i(x.reprompts)),
+                        s.interface.map(|x| i(x.fallbacks)),
                         s.reward,
                         f.json,
                     ])?;

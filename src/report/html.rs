@@ -534,6 +534,15 @@ pub fn render(r: &AblationReport) -> String {
         s.push_str(&html_table(&table::main_table(r, g), Some(&r.baseline)));
     }
 
+    if !r.episodes.is_empty() {
+        let _ = writeln!(
+            s,
+            "<h2>Episodes</h2>\n<p class=\"muted\">{}</p>",
+            esc(table::EPISODES_METHOD)
+        );
+        s.push_str(&html_table(&table::episode_table(r), None));
+    }
+
     if r.groups.iter().map(|g| g.rows.len()).max().unwrap_or(0) > 1 {
         let _ = writeln!(
             s,

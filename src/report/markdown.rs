@@ -96,6 +96,14 @@ pub fn render(r: &AblationReport) -> String {
         s.push('\n');
     }
 
+    if !r.episodes.is_empty() {
+        s.push_str("## Episodes\n\n");
+        s.push_str(table::EPISODES_METHOD);
+        s.push_str("\n\n");
+        s.push_str(&pipe_table(&table::episode_table(r)));
+        s.push('\n');
+    }
+
     let variants = r.groups.iter().map(|g| g.rows.len()).max().unwrap_or(0);
     if variants > 1 {
         s.push_str(&format!(

@@ -16,6 +16,7 @@
 //! - Flips pair tasks within a task set and model: a task is resolved under a variant when it
 //!   passed in a strict majority of its scored seeds (with one seed: when it passed).
 
+pub mod episodes;
 pub mod fmt;
 mod html;
 mod load;
@@ -264,6 +265,9 @@ pub struct AblationReport {
     /// What the matrix spent against its `--max-cost` (`OUT/spend.json`), if it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spend: Option<SpendRecord>,
+    /// Per variant and task, the episodes of tasks that run in an environment (`episodes.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub episodes: Vec<episodes::EpisodeRow>,
 }
 
 impl AblationReport {
@@ -733,5 +737,6 @@ fn build_cells(
         groups,
         share: pooled.share(),
         spend: None,
+        episodes: episodes::rows(cells, &variants),
     })
 }

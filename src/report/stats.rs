@@ -133,3 +133,51 @@ impl Estimate {
         }
     }
 }
+
+/// The Wilson score interval of a proportion `k / n` at 95% (in percent), which stays inside
+/// 0–100 and is honest for small `n` and rates near 0 or 1, where a normal interval is not.
+/// `None` when `n` is 0.
+pub fn wilson_pct(k: u64, n: u64) -> Option<(f64, f64)> {
+    if n == 0 {
+        return None;
+    }
+    const Z: f64 = 1.959_963_984_540_054;
+    let (k, n) = (k.min(n) as f64, n as f64);
+    let p = k / n;
+    let z2 = Z * Z;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = Z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    // At 0 and n the bounds are exactly 0 and 100; rounding must not leave 99.999….
+    let lo = if k == 0.0 {
+        0.0
+    } else {
+        (centre - half) * 100.0
+    };
+    let hi = if k == n {
+        100.0
+    } else {
+        (centre + half) * 100.0
+    };
+    Some((lo.max(0.0), hi.min(100.0)))
+}
+
+#[cfg(test)]
+mod wilson_tests {
+    use super::wilson_pct;
+
+    #[test]
+    fn wilson_matches_known_values_and_stays_in_range() {
+        // 7 of 20: 35.0% with the Wilson interval [18.1, 56.7] (Newcombe 1998's method 3).
+        let (lo, hi) = wilson_pct(7, 20).unwrap();
+        assert!(
+            (lo - 18.12).abs() < 0.05 && (hi - 56.71).abs() < 0.05,
+            "{lo} {hi}"
+        );
+        let (lo, hi) = wilson_pct(0, 10).unwrap();
+        assert_eq!(lo, 0.0);
+        assert!((hi - 27.75).abs() < 0.05, "{hi}");
+        let (lo, hi) = wilson_pct(10, 10).unwrap();
+        assert!((lo - 72.25).abs() < 0.05 && hi == 100.0, "{lo} {hi}");
+        assert_eq!(wilson_pct(0, 0), None);
+    }
+}

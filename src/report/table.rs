@@ -470,3 +470,57 @@ pub fn csv(report: &AblationReport) -> String {
     }
     out
 }
+
+/// A rate and its Wilson interval: "35.0 [27.1, 43.8]"; "—" without a denominator.
+fn rate_ci(r: Option<(f64, (f64, f64))>) -> String {
+    match r {
+        Some((p, (lo, hi))) => format!("{p:.1} [{lo:.1}, {hi:.1}]"),
+        None => "—".into(),
+    }
+}
+
+/// The episodes table (`episodes.rs`): a variant's row over all its tasks, then one per task.
+pub fn episode_table(r: &AblationReport) -> Table {
+    let several = r.several_groups();
+    let mut cols = vec![];
+    if several {
+        cols.push(("Task set · Model", false));
+    }
+    cols.extend([
+        ("Variant", false),
+        ("Task", false),
+        ("Episodes", true),
+        ("Actions", true),
+        ("First-try legal % [95% CI]", true),
+        ("Final legal % [95% CI]", true),
+        ("Re-prompts / ep.", true),
+        ("Fallbacks / ep.", true),
+        ("Reward", true),
+        ("Won % [95% CI]", true),
+    ]);
+    let mut t = Table::new(&cols);
+    let per = |v: Option<f64>| v.map_or("—".into(), |x| format!("{x:.2}"));
+    for e in &r.episodes {
+        let mut row = vec![];
+        if several {
+            row.push(format!("{} · {}", e.task_set, e.model));
+        }
+        row.extend([
+            e.variant.clone(),
+            e.task.clone().unwrap_or_else(|| "all".into()),
+            e.episodes.to_string(),
+            e.actions.to_string(),
+            rate_ci(e.legal_first_try_pct()),
+            rate_ci(e.legal_final_pct()),
+            per(e.per_episode(e.reprompts)),
+            per(e.per_episode(e.fallbacks)),
+            e.mean_reward().map_or("—".into(), |x| format!("{x:.3}")),
+            rate_ci(e.won_pct()),
+        ]);
+        t.rows.push(row);
+    }
+    t
+}
+
+/// What the episodes table's figures are.
+pub const EPISODES_METHOD: &str = "Finished episodes (passed or failed runs) of tasks that run in an environment. Legal rates are over the actions the model proposed (`finish` excluded), pooled over seeds: first try = taken as proposed, final = taken in the end (repairs included, blocked and refused actions not). Intervals are Wilson 95% score intervals. Re-prompts and fallbacks are the code verifier's, per episode; reward is the mean of the environment's last reward; won = the task's verifier passed.";
