@@ -514,7 +514,9 @@ pub fn episode_table(r: &AblationReport) -> Table {
             rate_ci(e.legal_final_pct()),
             per(e.per_episode(e.reprompts)),
             per(e.per_episode(e.fallbacks)),
-            e.mean_reward().map_or("—".into(), |x| format!("{x:.3}")),
+            e.mean_reward().map_or("—".into(), |x| {
+                format!("{x:.3} (n = {})", e.rewarded)
+            }),
             rate_ci(e.won_pct()),
         ]);
         t.rows.push(row);
@@ -523,4 +525,4 @@ pub fn episode_table(r: &AblationReport) -> Table {
 }
 
 /// What the episodes table's figures are.
-pub const EPISODES_METHOD: &str = "Finished episodes (passed or failed runs) of tasks that run in an environment. Legal rates are over the actions the model proposed (`finish` excluded), pooled over seeds: first try = taken as proposed, final = taken in the end (repairs included, blocked and refused actions not). Intervals are Wilson 95% score intervals. Re-prompts and fallbacks are the code verifier's, per episode; reward is the mean of the environment's last reward; won = the task's verifier passed.";
+pub const EPISODES_METHOD: &str = "Finished episodes (passed or failed runs) of tasks that run in an environment. Legal rates are over the actions the model proposed (`finish` excluded), pooled over seeds: first try = taken as proposed, final = taken in the end (repairs included, blocked and refused actions not). Intervals are Wilson 95% score intervals. Re-prompts and fallbacks are the code verifier's, per episode; reward is the mean of the environment's last reward over the episodes that reported one (n; an episode left before its end reports none); won = the task's verifier passed.";
