@@ -22,6 +22,7 @@ mod load;
 mod markdown;
 pub mod stats;
 mod table;
+pub mod transfer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -33,7 +34,7 @@ use crate::ablation::spend::SpendRecord;
 use crate::ablation::{Cell, CellResult, Matrix};
 use crate::record::RunOutcome;
 
-pub use load::{load, load_files, report};
+pub use load::{load, load_files, report, report_folders};
 pub use stats::Estimate;
 
 pub const REPORT_SCHEMA: &str = "nlah.report/1";
@@ -60,6 +61,8 @@ pub enum ReportError {
     UnknownBaseline { name: String, known: String },
     #[error("the matrix has no cells")]
     NoCells,
+    #[error("no harness named {name:?} in these folders (known: {known})")]
+    UnknownArm { name: String, known: String },
     #[error(transparent)]
     Ablation(#[from] crate::ablation::error::AblationError),
 }
@@ -264,6 +267,12 @@ pub struct AblationReport {
     /// What the matrix spent against its `--max-cost` (`OUT/spend.json`), if it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spend: Option<SpendRecord>,
+    /// Baseline versus a learned harness, per model (`report::transfer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<transfer::Transfer>,
+    /// Further output folders read for the transfer table only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_folders: Vec<PathBuf>,
 }
 
 impl AblationReport {
@@ -733,5 +742,7 @@ fn build_cells(
         groups,
         share: pooled.share(),
         spend: None,
+        transfer: None,
+        other_folders: Vec::new(),
     })
 }
