@@ -184,6 +184,20 @@ pub fn findings(events: &[Event], steps: &HashMap<String, Vec<Step>>) -> Vec<Eve
             .map(|s| s.index)
             .or(Some(n))
     };
+    // The turn without a call just before the child's n-th call (or its last such turn): where
+    // an empty answer was.
+    let text_before = |child: &str, n: usize| -> Option<usize> {
+        let s = steps.get(child)?;
+        let end = s
+            .iter()
+            .filter(|s| matches!(s.action, Action::Call { .. }))
+            .nth(n.saturating_sub(1))
+            .map_or(usize::MAX, |s| s.index);
+        s.iter()
+            .rev()
+            .find(|s| s.index < end && matches!(s.action, Action::Text { .. }))
+            .map(|s| s.index)
+    };
     // Whether the child acted successfully after `seq`: a valid environment step when it acts in
     // an environment, else a call of the same tool that succeeded.
     let later_ok = |child: &str, seq: u64, tool: Option<&str>| -> bool {
@@ -235,11 +249,16 @@ pub fn findings(events: &[Event], steps: &HashMap<String, Vec<Step>>) -> Vec<Eve
             } else {
                 iv.message.to_string()
             };
+            let step = if iv.rule == "empty-answer" {
+                text_before(iv.child, n).or_else(|| step_of(iv.child, n))
+            } else {
+                step_of(iv.child, n)
+            };
             push(
                 category,
                 format!("{}:{}", iv.layer, iv.rule),
                 iv.child,
-                step_of(iv.child, n),
+                step,
                 note,
                 recovered,
             );
@@ -337,6 +356,87 @@ mod tests {
         ] {
             assert_eq!(refusal(reason).0, category, "{reason}");
         }
+    }
+
+    #[test]
+    fn findings_point_at_the_step_and_know_what_was_put_right() {
+        let ev = |seq, kind| Event {
+            seq,
+            t: String::new(),
+            kind,
+        };
+        let call = |seq, ok| {
+            ev(
+                seq,
+                EventKind::ToolCall {
+                    child: "c".into(),
+                    tool: "write".into(),
+                    ok,
+                    exit_code: None,
+                    duration_ms: 1,
+                    summary: String::new(),
+                },
+            )
+        };
+        let events = vec![
+            // An empty answer (nudged), then a blocked call, then the same tool succeeding.
+            ev(
+                1,
+                EventKind::Intervention {
+                    child: "c".into(),
+                    layer: LOOP_LAYER.into(),
+                    rule: "empty-answer".into(),
+                    before: String::new(),
+                    after: None,
+                    message: "nudged".into(),
+                },
+            ),
+            call(2, false),
+            ev(
+                3,
+                EventKind::Intervention {
+                    child: "c".into(),
+                    layer: "action-realization".into(),
+                    rule: "missing-argument".into(),
+                    before: "write {}".into(),
+                    after: None,
+                    message: "`write` needs path".into(),
+                },
+            ),
+            call(4, true),
+        ];
+        let text = Step {
+            index: 1,
+            action: Action::Text {
+                text: String::new(),
+            },
+        };
+        let c = |index, is_error| Step {
+            index,
+            action: Action::Call {
+                tool: "write".into(),
+                arguments: "{}".into(),
+                is_error,
+                exit_code: None,
+                output: String::new(),
+            },
+        };
+        let steps = HashMap::from([("c".to_string(), vec![text, c(2, true), c(3, false)])]);
+        let got: Vec<(String, Option<usize>, bool)> = findings(&events, &steps)
+            .into_iter()
+            .map(|f| (f.finding.detector, f.finding.step, f.recovered))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("loop:empty-answer".to_string(), Some(1), true),
+                (
+                    "action-realization:missing-argument".to_string(),
+                    Some(2),
+                    true
+                ),
+            ]
+        );
     }
 
     #[test]
