@@ -42,9 +42,15 @@ pub const CONTRACT_WORDS: &[&str] = &[
     "out of turn",
 ];
 
-/// Where a refused action belongs, by its reason: (category, detector suffix).
+/// Where a refused action belongs, by its reason: (category, detector suffix). Text in double
+/// quotes (the action itself, quoted back) is not read: a move named "unknown" is still a move.
 pub fn refusal(reason: &str) -> (Category, &'static str) {
-    let r = reason.to_lowercase();
+    let r: String = reason
+        .split('"')
+        .step_by(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
     if CONTRACT_WORDS.iter().any(|w| r.contains(w)) {
         (Category::ContractMismatch, "contract")
     } else {
@@ -350,6 +356,10 @@ mod tests {
             ),
             ("peg C is empty", Category::ResidualReasoning),
             (
+                "\"move unknown A\" is not a legal action now",
+                Category::ResidualReasoning,
+            ),
+            (
                 "\"move C A\" is not among the legal actions: move A B, move A C",
                 Category::ResidualReasoning,
             ),
@@ -437,6 +447,96 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn every_layer_rule_has_its_place() {
+        use Category::*;
+        let iv = |layer, rule, after: Option<&'static str>, message| Intervention {
+            child: "c",
+            layer,
+            rule,
+            before: "hanoi__act {}",
+            after,
+            message,
+        };
+        let legal = "\"move C A\" is not a legal action now; the legal actions are: move A B";
+        for (i, want) in [
+            (
+                iv(LOOP_LAYER, "empty-answer", None, ""),
+                Some((ActionRealization, false)),
+            ),
+            (
+                iv(LOOP_LAYER, "html-entities", None, ""),
+                Some((ActionRealization, true)),
+            ),
+            (iv(LOOP_LAYER, "html-entities-kept", None, ""), None),
+            (
+                iv(
+                    "action-realization",
+                    "argument-name,type-coercion",
+                    Some("x"),
+                    "",
+                ),
+                Some((ActionRealization, true)),
+            ),
+            (
+                iv("action-realization", "illegal-action-passed", None, legal),
+                None,
+            ),
+            (
+                iv("action-realization", "illegal-action", None, legal),
+                Some((ResidualReasoning, false)),
+            ),
+            (
+                iv("action-realization", "wrong-type", None, "must be a string"),
+                Some((ActionRealization, false)),
+            ),
+            (
+                iv(
+                    "code-verifier",
+                    "illegal-action",
+                    None,
+                    "[code-verifier] Illegal action: peg C is empty.",
+                ),
+                Some((ResidualReasoning, false)),
+            ),
+            (
+                iv(
+                    "code-verifier",
+                    "illegal-action",
+                    None,
+                    "[code-verifier] Illegal action: unknown action format.",
+                ),
+                Some((ContractMismatch, false)),
+            ),
+            (
+                iv(
+                    "code-verifier",
+                    "fallback",
+                    Some("x"),
+                    "2 re-prompts spent (peg C is empty)",
+                ),
+                Some((ResidualReasoning, true)),
+            ),
+            (
+                iv("code-verifier", "fault", None, "crashed"),
+                Some((Infrastructure, false)),
+            ),
+            (iv("code-verifier", "policy", Some("x"), ""), None),
+            (
+                iv("trajectory-regulation", "identical-calls", None, ""),
+                Some((TrajectoryDegeneration, false)),
+            ),
+            (
+                iv("trajectory-regulation", "blocked-repeat", None, ""),
+                Some((TrajectoryDegeneration, false)),
+            ),
+            (iv("contract-notes", "note", None, ""), None),
+            (iv("procedural-skills", "retrieved", None, ""), None),
+        ] {
+            assert_eq!(placement(&i), want, "{i:?}");
+        }
     }
 
     #[test]
