@@ -131,7 +131,7 @@ pub fn render(d: &Diagnosis, examples: usize) -> Vec<String> {
     }
     out.push(String::new());
     let mut rows = vec![vec![
-        "task set".to_string(),
+        "env / task set".to_string(),
         "model".into(),
         "runs".into(),
         "failed".into(),
@@ -140,10 +140,12 @@ pub fn render(d: &Diagnosis, examples: usize) -> Vec<String> {
         "degeneration".into(),
         "reasoning".into(),
         "infrastructure".into(),
+        "env refusals".into(),
+        "interventions".into(),
     ]];
     for g in &d.groups {
         let mut row = vec![
-            g.task_set.clone(),
+            g.scope.clone(),
             g.model.clone(),
             g.runs.to_string(),
             g.failed.to_string(),
@@ -151,10 +153,15 @@ pub fn render(d: &Diagnosis, examples: usize) -> Vec<String> {
         for c in Category::ALL {
             row.push(pct(g.by_category.get(&c).copied().unwrap_or(0), g.failed));
         }
+        row.push(g.env_refusals.to_string());
+        row.push(interventions(&g.interventions));
         rows.push(row);
     }
     out.extend(align(&rows));
-    out.push("(shares of the failed runs)".to_string());
+    out.push(
+        "(shares of the failed runs; env refusals and interventions over all runs, by layer)"
+            .to_string(),
+    );
     for c in Category::ALL {
         let runs: Vec<&&RunDiagnosis> = failed.iter().filter(|r| r.category == Some(c)).collect();
         if runs.is_empty() {
@@ -193,15 +200,28 @@ pub fn render(d: &Diagnosis, examples: usize) -> Vec<String> {
     }
     if !d.clusters.is_empty() {
         out.push(String::new());
-        out.push("verifier signatures".to_string());
+        out.push("clusters (verifier signature and category)".to_string());
         for c in &d.clusters {
             out.push(format!(
-                "  {} run{} · {}",
-                c.runs.len(),
-                if c.runs.len() == 1 { "" } else { "s" },
+                "  {} run{} · {} · {}",
+                c.count,
+                if c.count == 1 { "" } else { "s" },
+                c.category.as_str(),
                 c.signature
             ));
         }
     }
     out
+}
+
+/// `action-realization 2, loop 1`, or `0`.
+fn interventions(by_layer: &std::collections::BTreeMap<String, usize>) -> String {
+    if by_layer.is_empty() {
+        return "0".to_string();
+    }
+    by_layer
+        .iter()
+        .map(|(l, n)| format!("{l} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

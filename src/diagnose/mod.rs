@@ -2,18 +2,24 @@
 //! failures of seed `001_*` (Life-Harness): action realization, environment contract mismatch,
 //! trajectory degeneration, residual reasoning, and infrastructure besides.
 //!
-//! Deterministic detectors ([`detect`]) read each child's transcript step by step and the run's
-//! events; a run's category is that of its first failure it never recovered from, in the order
+//! Deterministic detectors read each child's transcript step by step ([`detect`]) and the run's
+//! events ([`events`]: environment refusals, interface-layer interventions, how the episode
+//! ended); a run's category is that of its first failure it never recovered from, in the order
 //! the failures of that taxonomy happen (an action must realize before it can break a contract,
 //! and must be valid before repetition is the problem); a run with none is residual reasoning by
-//! elimination. Each run says which detector placed it. Failed runs are clustered by the
-//! signature of their verifier's output.
+//! elimination. Each run says which detector placed it. Runs are grouped by environment (for a
+//! task that runs in one) or task set, and model; failed runs are clustered by the signature of
+//! their verifier's output and their category ([`cluster`]).
 
+pub mod cluster;
 pub mod detect;
+pub mod events;
 pub mod judge;
 pub mod steps;
 
-use std::collections::BTreeMap;
+pub use cluster::{Cluster, Example, clusters};
+
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -79,8 +85,11 @@ pub struct RunDiagnosis {
     pub path: PathBuf,
     pub run_id: String,
     pub task: String,
-    /// The task set (the folder holding the task), what runs are grouped by.
+    /// The task set (the folder holding the task).
     pub task_set: String,
+    /// The environment the task ran in (`[env] name`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     pub model: String,
     pub outcome: String,
     /// `None` for a run that passed (or is still running).
@@ -94,23 +103,38 @@ pub struct RunDiagnosis {
     pub findings: Vec<Finding>,
     /// The verifier's output reduced to what identifies the failure.
     pub signature: Option<String>,
+    /// Actions the environment refused.
+    pub env_refusals: usize,
+    /// Interventions of the interface layers (and the child loop's repairs), by layer.
+    pub interventions: BTreeMap<String, usize>,
 }
 
-/// Failed runs of one task set and model, by category.
+impl RunDiagnosis {
+    /// What the run is grouped by: `env:NAME` for a task in an environment, else its task set.
+    pub fn scope(&self) -> String {
+        match &self.environment {
+            Some(e) => format!("env:{e}"),
+            None => self.task_set.clone(),
+        }
+    }
+}
+
+/// The runs of one environment (or task set) and model, failed ones by category.
 #[derive(Debug, Clone, Serialize)]
 pub struct Group {
+    /// `env:NAME` for tasks in an environment, else the task set.
+    pub scope: String,
     pub task_set: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     pub model: String,
     pub runs: usize,
     pub failed: usize,
     pub by_category: BTreeMap<Category, usize>,
-}
-
-/// Failed runs whose verifier said the same thing.
-#[derive(Debug, Clone, Serialize)]
-pub struct Cluster {
-    pub signature: String,
-    pub runs: Vec<PathBuf>,
+    /// Actions the environment refused, over all runs of the group.
+    pub env_refusals: usize,
+    /// Interventions over all runs of the group, by layer.
+    pub interventions: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -127,9 +151,10 @@ pub struct Diagnosis {
 }
 
 impl Diagnosis {
-    /// Recomputes the groups after runs were placed again (by the judge).
+    /// Recomputes the groups and clusters after runs were placed again (by the judge).
     pub fn regroup(&mut self) {
         self.groups = group(&self.runs);
+        self.clusters = clusters(&self.runs);
     }
 }
 
@@ -162,7 +187,7 @@ pub fn diagnose(paths: &[PathBuf]) -> Result<Diagnosis, DiagnoseError> {
         }
     }
     let groups = group(&runs);
-    let clusters = cluster(&runs);
+    let clusters = clusters(&runs);
     Ok(Diagnosis {
         runs,
         groups,
@@ -198,8 +223,10 @@ pub fn run(path: &Path) -> Result<RunDiagnosis, DiagnoseError> {
     let record = dir.record.as_ref();
     let outcome = record.map_or(RunOutcome::Running, |r| r.outcome);
     let task_path = record.map(|r| PathBuf::from(&r.task.path));
-    let mut findings = Vec::new();
-    let mut unrecovered = Vec::new();
+    // The transcripts' findings, after those of the events: of two findings of one category, the
+    // runtime's own record (a refusal, a block) names the cause more exactly than its text.
+    let mut from_steps = Vec::new();
+    let mut by_child: HashMap<String, Vec<steps::Step>> = HashMap::new();
     for child in dir.children() {
         let steps = steps::read(
             &path
@@ -212,10 +239,7 @@ pub fn run(path: &Path) -> Result<RunDiagnosis, DiagnoseError> {
                 f.category,
                 Category::ActionRealization | Category::ContractMismatch
             ) && detect::recovered(&f, &steps);
-            if !recovered {
-                unrecovered.push(f.clone());
-            }
-            findings.push(f);
+            from_steps.push((f, recovered));
         }
         let status = child.status.as_deref().unwrap_or("unfinished");
         if matches!(status, "no-response" | "unfinished") {
@@ -226,8 +250,29 @@ pub fn run(path: &Path) -> Result<RunDiagnosis, DiagnoseError> {
                 step: None,
                 note: child.reason.clone().unwrap_or_default(),
             };
+            from_steps.push((f, false));
+        }
+        by_child.insert(child.id.clone(), steps);
+    }
+    let mut findings = Vec::new();
+    let mut unrecovered = Vec::new();
+    let from_events = events::findings(&dir.events, &by_child)
+        .into_iter()
+        .map(|ef| (ef.finding, ef.recovered));
+    for (f, recovered) in from_events.chain(from_steps) {
+        if !recovered {
             unrecovered.push(f.clone());
-            findings.push(f);
+        }
+        findings.push(f);
+    }
+    let mut env_refusals = 0;
+    let mut interventions: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &dir.events {
+        if matches!(e.kind, EventKind::EnvironmentStep { invalid: true, .. }) {
+            env_refusals += 1;
+        }
+        if let Some(iv) = events::intervention(&e.kind) {
+            *interventions.entry(iv.layer.to_string()).or_default() += 1;
         }
     }
     for e in &dir.events {
@@ -309,6 +354,15 @@ pub fn run(path: &Path) -> Result<RunDiagnosis, DiagnoseError> {
             .and_then(Path::file_name)
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
+        environment: record
+            .and_then(|r| r.episode.as_ref())
+            .map(|e| e.environment.clone())
+            .or_else(|| {
+                dir.events.iter().find_map(|e| match &e.kind {
+                    EventKind::EnvironmentStarted { environment, .. } => Some(environment.clone()),
+                    _ => None,
+                })
+            }),
         model: record.map(|r| r.model.clone()).unwrap_or_default(),
         outcome: outcome.as_str().to_string(),
         category,
@@ -316,6 +370,8 @@ pub fn run(path: &Path) -> Result<RunDiagnosis, DiagnoseError> {
         cause,
         findings,
         signature,
+        env_refusals,
+        interventions,
     })
 }
 
@@ -392,41 +448,29 @@ fn group(runs: &[RunDiagnosis]) -> Vec<Group> {
     let mut map: BTreeMap<(String, String), Group> = BTreeMap::new();
     for r in runs {
         let g = map
-            .entry((r.task_set.clone(), r.model.clone()))
+            .entry((r.scope(), r.model.clone()))
             .or_insert_with(|| Group {
+                scope: r.scope(),
                 task_set: r.task_set.clone(),
+                environment: r.environment.clone(),
                 model: r.model.clone(),
                 runs: 0,
                 failed: 0,
                 by_category: BTreeMap::new(),
+                env_refusals: 0,
+                interventions: BTreeMap::new(),
             });
         g.runs += 1;
         if let Some(c) = r.category {
             g.failed += 1;
             *g.by_category.entry(c).or_default() += 1;
         }
-    }
-    map.into_values().collect()
-}
-
-fn cluster(runs: &[RunDiagnosis]) -> Vec<Cluster> {
-    let mut map: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    for r in runs {
-        if let Some(s) = &r.signature {
-            map.entry(s.clone()).or_default().push(r.path.clone());
+        g.env_refusals += r.env_refusals;
+        for (layer, n) in &r.interventions {
+            *g.interventions.entry(layer.clone()).or_default() += n;
         }
     }
-    let mut out: Vec<Cluster> = map
-        .into_iter()
-        .map(|(signature, runs)| Cluster { signature, runs })
-        .collect();
-    out.sort_by(|a, b| {
-        b.runs
-            .len()
-            .cmp(&a.runs.len())
-            .then(a.signature.cmp(&b.signature))
-    });
-    out
+    map.into_values().collect()
 }
 
 #[cfg(test)]

@@ -155,11 +155,15 @@ impl SessionObserver for Events<'_> {
         });
     }
 
+    /// The loop's own repairs are interventions of layer `loop` (older records: `interface`).
     fn interface(&self, note: &Note) {
-        self.run.emit(EventKind::Interface {
+        self.run.emit(EventKind::Intervention {
             child: self.child.to_string(),
-            kind: note.kind.to_string(),
-            detail: note.detail.clone(),
+            layer: "loop".into(),
+            rule: note.kind.to_string(),
+            before: String::new(),
+            after: None,
+            message: note.detail.clone(),
         });
     }
 

@@ -330,6 +330,13 @@ pub fn describe(kind: &EventKind) -> String {
         }
         EventKind::Error { class, message } => format!("error ({class}): {}", clip(message, 160)),
         EventKind::Intervention {
+            child,
+            layer,
+            rule,
+            message,
+            ..
+        } if layer == "loop" => format!("{rule} of {child}: {}", clip(message, 160)),
+        EventKind::Intervention {
             layer,
             rule,
             before,

@@ -156,6 +156,8 @@ pub fn build(run: &RunDir, opts: Options) -> Timeline {
             EventKind::EnvironmentStarted { .. } | EventKind::EnvironmentEnded { .. } => {
                 (0, Mark::Info)
             }
+            // The loop's repairs show as its `interface` events did before them.
+            EventKind::Intervention { layer, .. } if layer == "loop" => (1, Mark::Warn),
             EventKind::Intervention { .. } => (2, Mark::Warn),
             EventKind::EnvironmentStep { invalid, .. } => {
                 if !opts.calls && !*invalid {

@@ -174,8 +174,9 @@ pub enum EventKind {
         class: String,
         message: String,
     },
-    /// The loop repaired a model's answer or nudged an empty one (`empty-answer`,
-    /// `text-tool-call`, `control-characters`, `html-entities`, `html-entities-kept`).
+    /// Older records only: the loop repaired a model's answer or nudged an empty one
+    /// (`empty-answer`, `text-tool-call`, `control-characters`, `html-entities`,
+    /// `html-entities-kept`). Now written as an `intervention` of layer `loop`; still read.
     Interface {
         child: String,
         kind: String,
@@ -210,7 +211,8 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
-    /// An interface layer changed, blocked or annotated an action (docs/FORMAT.md).
+    /// An interface layer changed, blocked or annotated an action, or the child loop repaired
+    /// an answer (layer `loop`) (docs/FORMAT.md).
     Intervention {
         child: String,
         layer: String,

@@ -3,13 +3,14 @@
 //! needing nothing but the files (the source of truth).
 
 use std::io::ErrorKind;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::ablation::matrix::{MATRIX_FILE, read_matrix};
 use crate::ablation::resume::run_json;
 use crate::ablation::{CellResult, Matrix, index};
 use crate::record::RunRecord;
 
+use super::transfer::{Choice, Folder};
 use super::{AblationReport, ReportError};
 
 fn matrix_of(out: &Path) -> Result<Matrix, ReportError> {
@@ -33,6 +34,39 @@ pub fn report(out: &Path, baseline: Option<&str>) -> Result<AblationReport, Repo
     let (matrix, summaries) = index::summaries(out)?;
     let mut r = super::build_from_summaries(&matrix, &summaries, baseline)?;
     r.spend = crate::ablation::spend::read(out)?;
+    Ok(r)
+}
+
+/// The report of several output folders: the tables of the first, and the transfer table
+/// ([`super::transfer`]) over all of them, shown when `learned` names the learned harness or the
+/// folders hold exactly two harnesses and more than one model.
+pub fn report_folders(
+    outs: &[PathBuf],
+    baseline: Option<&str>,
+    learned: Option<&str>,
+) -> Result<AblationReport, ReportError> {
+    let mut read = Vec::new();
+    for out in outs {
+        if !out.join(MATRIX_FILE).is_file() {
+            return Err(ReportError::NoMatrix { path: out.clone() });
+        }
+        read.push((out, index::summaries(out)?));
+    }
+    let Some((first, (matrix, summaries))) = read.first() else {
+        return Err(ReportError::NoCells);
+    };
+    let mut r = super::build_from_summaries(matrix, summaries, baseline)?;
+    r.spend = crate::ablation::spend::read(first)?;
+    let folders: Vec<Folder<'_>> = read
+        .iter()
+        .map(|(out, (matrix, summaries))| Folder {
+            out,
+            matrix,
+            summaries,
+        })
+        .collect();
+    r.transfer = super::transfer::build(&folders, Choice { baseline, learned })?;
+    r.other_folders = outs.iter().skip(1).cloned().collect();
     Ok(r)
 }
 

@@ -150,5 +150,25 @@ pub fn render(r: &AblationReport) -> String {
             }
         }
     }
+    if let Some(t) = &r.transfer {
+        s.push_str("\n## Transfer\n\n");
+        for line in super::transfer::sentences(t) {
+            s.push_str(&line);
+            s.push('\n');
+        }
+        s.push('\n');
+        s.push_str(&pipe_table(&super::transfer::table(t)));
+    }
+    if !r.other_folders.is_empty() {
+        let names: Vec<String> = r
+            .other_folders
+            .iter()
+            .map(|p| format!("`{}`", p.display()))
+            .collect();
+        s.push_str(&format!(
+            "\nThe tables above are of the first folder; {} joined the transfer table only.\n",
+            names.join(", ")
+        ));
+    }
     s
 }

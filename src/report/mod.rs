@@ -23,6 +23,7 @@ mod load;
 mod markdown;
 pub mod stats;
 mod table;
+pub mod transfer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -34,7 +35,7 @@ use crate::ablation::spend::SpendRecord;
 use crate::ablation::{Cell, CellResult, Matrix};
 use crate::record::RunOutcome;
 
-pub use load::{load, load_files, report};
+pub use load::{load, load_files, report, report_folders};
 pub use stats::Estimate;
 
 pub const REPORT_SCHEMA: &str = "nlah.report/1";
@@ -61,6 +62,8 @@ pub enum ReportError {
     UnknownBaseline { name: String, known: String },
     #[error("the matrix has no cells")]
     NoCells,
+    #[error("no harness named {name:?} in these folders (known: {known})")]
+    UnknownArm { name: String, known: String },
     #[error(transparent)]
     Ablation(#[from] crate::ablation::error::AblationError),
 }
@@ -268,6 +271,12 @@ pub struct AblationReport {
     /// Per variant and task, the episodes of tasks that run in an environment (`episodes.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub episodes: Vec<episodes::EpisodeRow>,
+    /// Baseline versus a learned harness, per model (`report::transfer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<transfer::Transfer>,
+    /// Further output folders read for the transfer table only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_folders: Vec<PathBuf>,
 }
 
 impl AblationReport {
@@ -738,5 +747,7 @@ fn build_cells(
         share: pooled.share(),
         spend: None,
         episodes: episodes::rows(cells, &variants),
+        transfer: None,
+        other_folders: Vec::new(),
     })
 }

@@ -256,9 +256,18 @@ async fn failed_runs_are_placed_with_examples_and_signatures() {
         ]
         .map(|(a, b)| (a.to_string(), b.to_string()))
     );
-    // The four failed runs share one verifier signature (the random number blanked).
-    assert_eq!(d["clusters"].as_array().unwrap().len(), 1);
-    assert_eq!(d["clusters"][0]["runs"].as_array().unwrap().len(), 4);
+    // The four failed runs share one verifier signature (the random number blanked); clusters
+    // keep their categories apart, in the taxonomy's order.
+    let clusters = d["clusters"].as_array().unwrap();
+    assert_eq!(clusters.len(), 4);
+    assert!(
+        clusters.iter().all(
+            |c| c["signature"] == "AssertionError: result.txt is empty at #" && c["count"] == 1
+        ),
+        "{clusters:?}"
+    );
+    assert_eq!(clusters[0]["category"], "action-realization");
+    assert_eq!(clusters[0]["examples"][0]["run"], "ws");
 
     // The judge is asked only about the run placed by elimination, and says so.
     let calls = env.model().served().calls;
@@ -291,4 +300,204 @@ fn a_folder_without_runs_is_a_usage_error() {
     let (code, _, err) = env.run(&["diagnose", "/nonexistent"]);
     assert_eq!(code, 2);
     assert!(err.contains("no such folder"), "{err}");
+}
+
+/// A 2-disk Hanoi task (A to B) judged by its reward; TASK.md tells the scripted model how to
+/// play: `MODE-…`.
+fn hanoi_task(root: &Path, name: &str, mode: &str) -> String {
+    let dir = root.join("hanoi").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("TASK.md"),
+        format!("# Tower of Hanoi\n\nSolve the tower of hanoi. MODE-{mode}\n"),
+    )
+    .unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/environments/toy/hanoi.py");
+    std::fs::write(
+        dir.join("task.toml"),
+        format!(
+            "[env]\nname = \"hanoi\"\ncommand = \"exec python3 '{}'\"\nconfig = {{ disks = 2, seed = 0 }}\n\n[verifier]\nreward_at_least = 1.0\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    dir.display().to_string()
+}
+
+fn hanoi_policy(t: &Turn) -> Answer {
+    let mode = t
+        .task
+        .split("MODE-")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or("");
+    let act = |a: &str| Answer::call("hanoi__act", json!({"action": a}));
+    let mv = |f: &str, to: &str| Answer::call("hanoi__move", json!({"from": f, "to": to}));
+    match (mode, t.turn) {
+        // Well-formed moves the rules forbid (peg C is empty), twice: the game is lost.
+        ("rule", 0) => act("move C A"),
+        ("rule", 1) => act("move C B"),
+        // Pegs the game does not have, twice.
+        ("contract", 0) => mv("A", "D"),
+        ("contract", 1) => mv("D", "B"),
+        // A tool that does not exist, which the realization layer blocks; then the report.
+        ("blocked", 0) => Answer::call("teleport", json!({"disk": 1})),
+        // One refused move, then the game solved: the refusal was put right.
+        ("recovered", 0) => act("move C A"),
+        ("recovered", 1) => mv("A", "C"),
+        ("recovered", 2) => mv("A", "B"),
+        ("recovered", 3) => mv("C", "B"),
+        // `arena`'s player reports with `finish` (it has no built-in tool).
+        _ => Answer::call("finish", json!({"status": "done", "report": "Done."})),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn environment_runs_are_placed_by_refusals_and_interventions_and_grouped() {
+    let env = TestEnv::with_model(hanoi_policy).await;
+    // The arena harness with the realization layer blocking from the first invalid action.
+    let arena = env.root().join("arena");
+    crate::support::gitrepo::copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("harness-skills/arena"),
+        &arena,
+    );
+    let module = arena.join("modules/action-realization.md");
+    let text = std::fs::read_to_string(&module).unwrap();
+    assert!(text.contains("block after: 2"));
+    std::fs::write(&module, text.replace("block after: 2", "block after: 1")).unwrap();
+    let arena = arena.display().to_string();
+    for (mode, with) in [
+        ("rule", None),
+        ("contract", None),
+        ("blocked", Some("action-realization")),
+        ("recovered", None),
+    ] {
+        let t = hanoi_task(env.root(), mode, mode);
+        let mut args = vec![arena.as_str(), &t, "--model", "openai:mock-1"];
+        if let Some(m) = with {
+            args.extend(["--with", m]);
+        }
+        env.nlah_run(&args).await;
+    }
+    // And one plain task, which groups apart from the environment's.
+    task(env.root(), "reasoning", "reasoning");
+    let t = env.root().join("tasks/reasoning");
+    env.nlah_run(&[
+        "harness-skills/basic",
+        t.to_str().unwrap(),
+        "--model",
+        "openai:mock-1",
+    ])
+    .await;
+
+    let runs = ["ws", "ws-2", "ws-3", "ws-4", "ws-5"];
+    let mut args = vec!["diagnose"];
+    args.extend(runs);
+    let (code, out, err) = env.run_in(env.root(), &args);
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!("diagnose_environment_table", out);
+
+    args.push("--json");
+    let (code, out, _) = env.run_in(env.root(), &args);
+    assert_eq!(code, 0);
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let placed: Vec<(&str, &str, &str)> = d["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["task"].as_str().unwrap(),
+                r["category"].as_str().unwrap_or("passed"),
+                r["method"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            ("rule", "residual-reasoning", "detector:env-rule"),
+            ("contract", "contract-mismatch", "detector:env-contract"),
+            (
+                "blocked",
+                "action-realization",
+                "detector:action-realization:unknown-tool"
+            ),
+            ("recovered", "passed", ""),
+            ("reasoning", "residual-reasoning", "elimination"),
+        ]
+    );
+    // The refused move of the run that won is a finding, recovered.
+    let recovered = &d["runs"][3]["findings"];
+    assert_eq!(recovered[0]["detector"], "env-rule", "{recovered}");
+    assert_eq!(d["runs"][3]["env_refusals"], 1);
+    assert_eq!(d["runs"][2]["interventions"]["action-realization"], 1);
+    // The cause points at the step `nlah inspect` shows.
+    assert_eq!(d["runs"][0]["cause"]["step"], 1);
+    assert_eq!(d["runs"][0]["cause"]["child"], "play-1");
+
+    // Grouped by environment and model, then task set and model.
+    let groups: Vec<(&str, u64, u64)> = d["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["scope"].as_str().unwrap(),
+                g["runs"].as_u64().unwrap(),
+                g["failed"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(groups, [("env:hanoi", 4, 3), ("tasks", 1, 1)]);
+    assert_eq!(d["groups"][0]["env_refusals"], 5);
+
+    // The clusters a learning loop reads: every failed run once, the largest first.
+    let runs: Vec<std::path::PathBuf> = runs.iter().map(|r| env.root().join(r)).collect();
+    let diag = nlah::diagnose::diagnose(&runs).unwrap();
+    let clusters = nlah::diagnose::clusters(&diag.runs);
+    assert_eq!(clusters.iter().map(|c| c.count).sum::<usize>(), 4);
+    assert!(clusters.windows(2).all(|w| w[0].count >= w[1].count));
+    let blocked = clusters
+        .iter()
+        .find(|c| c.category == Category::ActionRealization)
+        .unwrap();
+    assert_eq!(blocked.examples[0].task, "blocked");
+    assert_eq!(blocked.examples[0].child, "play-1");
+    assert_eq!(blocked.examples[0].step, Some(1));
+    // The same runs diagnosed again give the same clusters.
+    assert_eq!(
+        nlah::diagnose::clusters(&nlah::diagnose::diagnose(&runs).unwrap().runs),
+        clusters
+    );
+}
+
+#[test]
+fn old_interface_events_are_still_read() {
+    // A run record of before the loop's repairs were `intervention` events.
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(ws.path().join("history")).unwrap();
+    let events = [
+        json!({"seq": 1, "t": "2026-01-01T00:00:00.000Z", "event": "child-started", "child": "c1", "stage": "s", "role": "r", "model": "m"}),
+        json!({"seq": 2, "t": "2026-01-01T00:00:00.000Z", "event": "interface", "child": "c1", "kind": "empty-answer", "detail": "nudged"}),
+        json!({"seq": 3, "t": "2026-01-01T00:00:00.000Z", "event": "interface", "child": "c1", "kind": "text-tool-call", "detail": "1 tool call(s) written as text: write"}),
+        json!({"seq": 4, "t": "2026-01-01T00:00:00.000Z", "event": "tool-call", "child": "c1", "tool": "write", "ok": true, "exit_code": null, "duration_ms": 1, "summary": "{}"}),
+    ];
+    let text: String = events.iter().map(|e| format!("{e}\n")).collect();
+    std::fs::write(ws.path().join("history/events.jsonl"), text).unwrap();
+    let d = nlah::diagnose::run(ws.path()).unwrap();
+    assert_eq!(d.interventions.get("loop"), Some(&2));
+    let f: Vec<(&str, bool)> = d
+        .findings
+        .iter()
+        .map(|f| (f.detector.as_str(), f.step.is_some()))
+        .collect();
+    assert_eq!(
+        f,
+        [
+            ("loop:empty-answer", true),
+            ("loop:text-tool-call", true),
+            ("no-report", false)
+        ]
+    );
 }

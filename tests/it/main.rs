@@ -30,6 +30,7 @@ mod quickstart;
 mod record_safety;
 mod report;
 mod report_html;
+mod report_transfer;
 mod run_backends;
 mod run_bad_input;
 mod run_engine;

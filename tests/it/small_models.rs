@@ -49,10 +49,13 @@ fn completion(content: &str, calls: &[(&str, &str)]) -> Reply {
     Reply::Json(200, vec![], body.to_string())
 }
 
+/// The loop's repairs: `intervention` events of layer `loop` (no `interface` events any more).
 fn interface_kinds(ran: &crate::support::env::Ran) -> Vec<String> {
-    ran.kinds("interface")
+    assert!(ran.kinds("interface").is_empty());
+    ran.kinds("intervention")
         .iter()
-        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .filter(|e| e["layer"] == "loop")
+        .map(|e| e["rule"].as_str().unwrap().to_string())
         .collect()
 }
 

@@ -103,7 +103,7 @@ class Hanoi:
         if self.done:
             return self.refuse("the game is over")
         if src not in PEGS or dst not in PEGS or not src or not dst:
-            return self.refuse(f"pegs are A, B and C, not {src!r} and {dst!r}")
+            return self.refuse(f"unknown peg: pegs are A, B and C, not {src!r} and {dst!r}")
         i, j = PEGS.index(src), PEGS.index(dst)
         if i == j:
             return self.refuse("a disk must move to another peg")
