@@ -10,21 +10,18 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 name=${1:?usage: replay.sh NAME [OUT]}
 dir="$here/$name"
-# shellcheck source=/dev/null
-. "$dir/experiment.env"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+load_experiment "$dir"
 nlah=${NLAH:-nlah}
 venv="${NLAH_CI_CACHE:-$HOME/.cache/nlah-ci}/venv"
 [ -d "$venv/bin" ] && export PATH="$venv/bin:$PATH"
 out=${2:-$(mktemp -d)/replay}
-models=()
-for m in $MODELS; do models+=(--model "$m"); done
 set +e
 # A replay needs no key, but the client is built from the same spec.
-# shellcheck disable=SC2086
 OPENAI_API_KEY=${OPENAI_API_KEY:-replay} OPENAI_BASE_URL=http://127.0.0.1:9/v1 \
-  "$nlah" ablate "$dir/$HARNESS" "$dir/$TASKS" --design "$dir/$DESIGN" "${models[@]}" \
-  --seeds "$SEEDS" --concurrency 4 --out "$out" --replay-cassettes "$dir/results/cassettes" \
-  $FLAGS --json >"$out.jsonl"
+  "$nlah" ablate "${matrix_args[@]}" --concurrency 4 --out "$out" \
+  --replay-cassettes "$dir/results/cassettes" --json >"$out.jsonl"
 code=$?
 set -e
 # 0: every cell replayed; 1: the matrix is not complete (an experiment recorded in part).

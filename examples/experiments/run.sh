@@ -13,9 +13,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 name=${1:?usage: run.sh NAME}
 dir="$here/$name"
-[ -f "$dir/experiment.env" ] || { echo "$dir/experiment.env: no such experiment" >&2; exit 2; }
-# shellcheck source=/dev/null
-. "$dir/experiment.env"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+load_experiment "$dir"
 nlah=${NLAH:-nlah}
 work=$(realpath -m "${WORK:-$root/target/experiments/$name}")
 port=${PORT:-18190}
@@ -28,16 +28,12 @@ export OPENAI_BASE_URL="http://127.0.0.1:$port/v1"
 # The environments' Python (TextArena) comes first.
 export PATH="$venv/bin:$PATH"
 
-models=()
-for m in $MODELS; do models+=(--model "$m"); done
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 start_s=$(date +%s)
 set +e
 # SIGINT is Ctrl-C to nlah: the running cell stops, and runs again next time.
-# shellcheck disable=SC2086
 timeout --signal=INT --kill-after=300 "${PIECE_MINUTES:-110}m" \
-  "$nlah" ablate "$dir/$HARNESS" "$dir/$TASKS" --design "$dir/$DESIGN" "${models[@]}" \
-  --seeds "$SEEDS" --concurrency 1 --out "$work/out" --record-cassettes $FLAGS \
+  "$nlah" ablate "${matrix_args[@]}" --concurrency 1 --out "$work/out" --record-cassettes \
   --json >"$work/ablate-$start_s.jsonl" 2>"$work/ablate-$start_s.stderr"
 code=$?
 set -e
