@@ -338,6 +338,10 @@ async fn a_killed_search_continues_where_it_was() {
     // Rerunning a finished search changes nothing but says so again.
     let (code, stdout2, _) = synthesize(&repo, &tasks, &out, &["--iterations", "5"]).await;
     assert_eq!((code, stdout2.as_str()), (0, stdout.as_str()));
+    // Another search is not mixed into this one.
+    let (code, _, err) = synthesize(&repo, &tasks, &out, &["--seed", "7"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("holds a search of target verifier"), "{err}");
     assert_fsck(&repo.path());
 }
 
