@@ -322,7 +322,16 @@ pub async fn run(o: Options, sink: Sink) -> Result<Outcome, SynthError> {
                 wanted: id.describe(),
             });
         }
-        Some(s) => (s, true),
+        Some(mut s) => {
+            // A refiner call that failed is asked again: it does not count as an iteration.
+            if s.iterations
+                .last()
+                .is_some_and(|i| i.fault.as_ref().is_some_and(|f| f.kind == "model"))
+            {
+                s.iterations.pop();
+            }
+            (s, true)
+        }
         None => {
             let s = Search {
                 schema: search::SCHEMA.into(),
@@ -424,6 +433,15 @@ async fn evaluate(
     n.rollouts_done = c.done;
     n.cost_usd = c.cost_usd;
     n.failures = c.failures.clone();
+    // A policy chose every action it was asked for, also those the model had proposed already
+    // (the layer records only the actions it changed).
+    if o.target == Target::Policy {
+        for f in &mut n.failures {
+            if f.check == critic::Check::Accepted {
+                f.check = critic::Check::Chose;
+            }
+        }
+    }
     let rate = n.rate();
     let parent_commit = match node.parent {
         Some(p) => s.nodes[p]

@@ -395,3 +395,100 @@ async fn bad_input_is_refused_with_a_clear_message() {
     assert!(err.contains("--iterations must be at least 1"), "{err}");
     assert_eq!(asked.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refiner_that_fails_stops_the_search_cleanly_and_a_rerun_asks_again() {
+    let (env, _) = model(vec![answer_with(ACCEPT_ALL, "")], Duration::ZERO).await;
+    let (repo, tasks) = setup(env);
+    let out = repo.env.root().join("out");
+    // No ANTHROPIC_API_KEY reaches nlah: the refiner's call fails.
+    let args = ["--refiner", "anthropic:claude-test", "--iterations", "2"];
+    let (code, stdout, stderr) = synthesize(&repo, &tasks, &out, &args).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("stopped: the refiner's model failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("no node was evaluated; nothing written"),
+        "{stdout}"
+    );
+    let s = search(&out);
+    assert_eq!(s["iterations"][0]["fault"]["kind"], "model");
+    assert!(
+        s["iterations"][0]["fault"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ANTHROPIC_API_KEY"),
+        "{}",
+        s["iterations"][0]
+    );
+    // The rerun asks again instead of counting the failure as an iteration.
+    let (code, _, _) = synthesize(&repo, &tasks, &out, &args).await;
+    assert_eq!(code, 1);
+    assert_eq!(search(&out)["iterations"].as_array().unwrap().len(), 1);
+    assert!(
+        !repo
+            .path()
+            .join("arena/modules/synthesized-verifier.md")
+            .exists()
+    );
+}
+
+/// A lister whose only legal action is the illegal `move B A`, and a policy that always plays it.
+const WRONG_FILTER: &str = "import json, sys\nfor line in sys.stdin:\n    req = json.loads(line)\n    print(json.dumps({\"id\": req[\"id\"], \"actions\": [\"move B A\"]}), flush=True)\n";
+const WRONG_POLICY: &str = "import json, sys\nfor line in sys.stdin:\n    req = json.loads(line)\n    print(json.dumps({\"id\": req[\"id\"], \"action\": \"move B A\"}), flush=True)\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lister_and_a_policy_are_synthesized_the_same_way() {
+    for (target, wrong, check) in [
+        ("filter", WRONG_FILTER, "accepted"),
+        ("policy", WRONG_POLICY, "chose"),
+    ] {
+        let (env, _) = model(
+            vec![
+                answer_with(wrong, "Play."),
+                answer_with(
+                    &right_check(),
+                    "Move only the top disk of a peg that has one.",
+                ),
+            ],
+            Duration::ZERO,
+        )
+        .await;
+        let (repo, tasks) = setup(env);
+        let out = repo.env.root().join("out");
+        let mut cmd = synthesize_cmd(&repo, &tasks, &out, &["--iterations", "4"]);
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let mut fixed = repo.env.nlah();
+        fixed.current_dir(repo.path()).args(
+            args.iter()
+                .map(|a| if a == "verifier" { target } else { a.as_str() }),
+        );
+        cmd = fixed;
+        let o = output(cmd).await;
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        assert_eq!(o.status.code(), Some(0), "{target}: {stdout}\n{stderr}");
+        let s = search(&out);
+        assert_eq!(s["stop"], "solved", "{target}");
+        assert_eq!(s["nodes"][0]["failures"][0]["check"], check, "{target}");
+        assert_eq!(s["iterations"][1]["what"], "check and proposer", "{target}");
+        assert_eq!(s["nodes"][1]["legal"], 4, "{target}");
+        let module = repo.read(&format!("arena/modules/synthesized-{target}.md"));
+        assert!(module.contains(&format!("- mode: {target}\n")), "{module}");
+        // A policy proposes every action itself: no guidance for the player.
+        assert_eq!(
+            module.contains("## Amend role player"),
+            target == "filter",
+            "{module}"
+        );
+        let (c, o, e) = repo.nlah(&["check", "arena"]);
+        assert_eq!(c, 0, "{target}: {o}{e}");
+    }
+}
