@@ -20,6 +20,7 @@ pub mod model;
 pub mod record;
 pub mod report;
 pub mod sandbox;
+pub mod synthesize;
 pub mod task;
 pub mod versions;
 pub mod view;

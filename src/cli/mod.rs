@@ -13,6 +13,7 @@ mod report;
 mod run;
 mod run_cell;
 mod show;
+mod synthesize;
 mod view;
 mod watch;
 
@@ -68,6 +69,9 @@ enum Command {
     Diagnose(diagnose::Args),
     /// Turn a code harness (Python or TypeScript agent loop, YAML agent config) into an nlah harness.
     Migrate(migrate::Args),
+    /// Synthesize a harness script (action check, legal-action lister or policy) by a tree
+    /// search over code versions refined from failed rollouts (AutoHarness); resumable.
+    Synthesize(synthesize::Args),
     /// A local web page (127.0.0.1) for a matrix, a run (or two side by side) or a harness.
     View(view::Args),
 }
@@ -92,6 +96,7 @@ pub fn main() -> ExitCode {
         Command::Report(a) => report::run(a),
         Command::Diagnose(a) => diagnose::run(a),
         Command::Migrate(a) => migrate::run(a),
+        Command::Synthesize(a) => synthesize::run(a),
         Command::View(a) => view::run(a),
     };
     match code {

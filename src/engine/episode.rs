@@ -17,6 +17,11 @@ pub async fn start(run: &Run) -> Result<(), String> {
     let Some(config) = &run.task.config.env else {
         return Ok(());
     };
+    let mut config = config.clone();
+    if let Some(n) = run.opts.settings.max_actions {
+        config.max_steps = Some(n);
+    }
+    let config = &config;
     // The environment's server is the task's code: it also reads the task folder and the files
     // its command names (its script, its interpreter's folders).
     let mut confinement = run.confinement(&run.ws.root);
@@ -33,6 +38,7 @@ pub async fn start(run: &Run) -> Result<(), String> {
     .await
     {
         Ok(ep) => {
+            let ep = ep.stop_at_invalid(run.opts.settings.stop_at_invalid);
             for e in ep.take_events() {
                 run.emit(e);
             }

@@ -61,6 +61,12 @@ pub struct RunSettings {
     /// Attempts per model call on 429, 5xx, timeouts and malformed answers.
     #[arg(long, default_value_t = defaults::RETRIES)]
     pub retries: u32,
+    /// End an environment's episode at the first action it refuses (`end: invalid`).
+    #[arg(long)]
+    pub stop_at_invalid: bool,
+    /// An environment's actions at most (overrides the task's `[env] max_steps`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_actions: Option<u64>,
 }
 
 impl Default for RunSettings {
@@ -74,6 +80,8 @@ impl Default for RunSettings {
             context_window: None,
             temperature: None,
             retries: defaults::RETRIES,
+            stop_at_invalid: false,
+            max_actions: None,
         }
     }
 }
@@ -126,6 +134,8 @@ impl RunSettings {
             context_window,
             temperature,
             retries,
+            stop_at_invalid,
+            max_actions,
         } = flags;
         if given("charter") {
             self.charter.clone_from(charter);
@@ -150,6 +160,12 @@ impl RunSettings {
         }
         if given("retries") {
             self.retries = *retries;
+        }
+        if given("stop_at_invalid") {
+            self.stop_at_invalid = *stop_at_invalid;
+        }
+        if given("max_actions") {
+            self.max_actions = *max_actions;
         }
     }
 }

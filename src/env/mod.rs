@@ -58,6 +58,8 @@ pub struct Episode {
     config: EnvConfig,
     client: McpClient,
     convention: bool,
+    /// End the episode at the first action the environment refuses (`--stop-at-invalid`).
+    stop_at_invalid: bool,
     progress: Mutex<Progress>,
 }
 
@@ -159,8 +161,16 @@ impl Episode {
             config: config.clone(),
             client,
             convention,
+            stop_at_invalid: false,
             progress: Mutex::new(progress),
         })
+    }
+
+    /// Ends the episode at the first invalid action (recorded as `end: invalid`): a rollout
+    /// that learns from failures stops at its first one.
+    pub fn stop_at_invalid(mut self, on: bool) -> Episode {
+        self.stop_at_invalid = on;
+        self
     }
 
     fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
@@ -275,10 +285,13 @@ impl Episode {
                 let reason = format!(
                     "the arguments of `{tool}` are not JSON ({e}); send a JSON object matching the tool's schema"
                 );
-                self.count(child, tool, None, Some(reason.clone()));
+                let seen = self.progress().state.observation.clone();
+                self.count(child, tool, None, Some(reason.clone()), (arguments, seen));
                 return ToolOutput::error(reason);
             }
         };
+        // The observation the action is taken in, kept for the record of a refused one.
+        let seen = self.progress().state.observation.clone();
         let (mut out, result) = match self.client.call_with_result(tool, args).await {
             Ok(r) => r,
             Err(e) => return self.faulted(&e.to_string()),
@@ -310,7 +323,7 @@ impl Episode {
             None if out.is_error => Some(cap(&out.content, 300)),
             None => None,
         };
-        let done = self.count(child, tool, reported, invalid_reason);
+        let done = self.count(child, tool, reported, invalid_reason, (arguments, seen));
         if let Some(r) = done {
             out.content.push_str(&format!(
                 "\n[the episode is over: reward {}; take no more actions]",
@@ -320,13 +333,15 @@ impl Episode {
         out
     }
 
-    /// Counts one action and records its step; returns `Some(reward)` when it ended the episode.
+    /// Counts one action and records its step (an invalid one with its arguments and the
+    /// observation before it); returns `Some(reward)` when it ended the episode.
     fn count(
         &self,
         child: &str,
         tool: &str,
         reported: Option<EnvState>,
         invalid_reason: Option<String>,
+        (arguments, seen): (&str, Option<String>),
     ) -> Option<Option<f64>> {
         let mut p = self.progress();
         p.steps += 1;
@@ -352,9 +367,19 @@ impl Episode {
             done,
             invalid,
             reason: invalid_reason,
+            action: invalid.then(|| cap(&format!("{tool} {}", arguments.trim()), 600)),
+            observation: if invalid {
+                seen.map(|o| cap(&o, OBSERVATION_CAP))
+            } else {
+                None
+            },
         });
         if done {
             self.end(&mut p, EpisodeEnd::Done, None);
+            return Some(reward);
+        }
+        if invalid && self.stop_at_invalid {
+            self.end(&mut p, EpisodeEnd::Invalid, None);
             return Some(reward);
         }
         if self.config.max_steps.is_some_and(|m| step >= m) {
@@ -421,6 +446,7 @@ fn end_words(end: EpisodeEnd) -> &'static str {
         EpisodeEnd::MaxSteps => "its steps are spent",
         EpisodeEnd::Fault => "the environment failed",
         EpisodeEnd::Open => "the run ended",
+        EpisodeEnd::Invalid => "an action was refused and the run stops at the first",
     }
 }
 

@@ -210,6 +210,12 @@ pub enum EventKind {
         invalid: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// On an invalid step: the action as sent (`tool {arguments}`) and the observation it
+        /// was taken in, for whoever learns from the failure (`nlah synthesize`'s critic).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        action: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        observation: Option<String>,
     },
     /// An interface layer changed, blocked or annotated an action, or the child loop repaired
     /// an answer (layer `loop`) (docs/FORMAT.md).

@@ -188,6 +188,9 @@ pub enum EpisodeEnd {
     Fault,
     /// The run ended while the episode was still going.
     Open,
+    /// The environment refused an action and the run asked to stop there
+    /// (`--stop-at-invalid`, what `nlah synthesize`'s rollouts run with).
+    Invalid,
 }
 
 /// An episode in an environment: what `run.json` keeps of it.

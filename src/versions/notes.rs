@@ -1,6 +1,7 @@
 //! Results recorded on harness commits as git notes under `refs/notes/nlah`: one JSON line per
 //! run, so that scores travel with the repository (`git push origin refs/notes/nlah`) without
-//! touching the history itself.
+//! touching the history itself. Lines of another shape (`nlah synthesize`'s
+//! `{"synthesize": …}` scores) belong to other writers: readers skip them, appending keeps them.
 
 use git2::{Oid, Repository, Signature};
 use serde::{Deserialize, Serialize};
@@ -79,7 +80,16 @@ pub fn append(repo: &Repository, commit: Oid, line: &NoteLine) -> Result<bool, g
             true
         }
     };
-    let mut text = String::new();
+    // Lines of other writers (`nlah synthesize`'s scores) are kept as they are.
+    let mut text: String = repo
+        .find_note(Some(NOTES_REF), commit)
+        .ok()
+        .and_then(|n| n.message().map(str::to_string))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && serde_json::from_str::<NoteLine>(l).is_err())
+        .map(|l| format!("{l}\n"))
+        .collect();
     for l in &lines {
         text.push_str(
             &serde_json::to_string(l).map_err(|e| git2::Error::from_str(&e.to_string()))?,

@@ -39,6 +39,7 @@ mod sandbox_tools;
 mod slurm_fake;
 mod slurm_real;
 mod small_models;
+mod synthesize;
 mod tasks;
 mod textarena;
 mod view;
