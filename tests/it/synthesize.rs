@@ -492,3 +492,51 @@ async fn a_lister_and_a_policy_are_synthesized_the_same_way() {
         assert_eq!(c, 0, "{target}: {o}{e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_cost_stops_the_search_and_every_iteration_says_what_it_cost() {
+    let (env, asked) = model(
+        vec![
+            answer_with(ACCEPT_ALL, "Any move will do."),
+            answer_with(
+                &right_check(),
+                "Move only the top disk of a peg that has one.",
+            ),
+        ],
+        Duration::ZERO,
+    )
+    .await;
+    let (repo, tasks) = setup(env);
+    let prices = repo.env.root().join("prices.toml");
+    std::fs::write(
+        &prices,
+        "[models.\"mock-1\"]\ninput = 10.0\noutput = 10.0\n",
+    )
+    .unwrap();
+    let out = repo.env.root().join("out");
+    let mut cmd = synthesize_cmd(
+        &repo,
+        &tasks,
+        &out,
+        &["--iterations", "5", "--max-cost", "0.02"],
+    );
+    cmd.env("NLAH_PRICES", &prices);
+    let o = output(cmd).await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(
+        stdout.contains("stopped: --max-cost is spent"),
+        "{stdout}\n{stderr}"
+    );
+    let s = search(&out);
+    assert_eq!(s["stop"], "max-cost");
+    assert!(
+        s["iterations"][0]["refiner_cost_usd"].as_f64().unwrap() > 0.0,
+        "{s}"
+    );
+    assert!(s["nodes"][0]["cost_usd"].as_f64().unwrap() > 0.0, "{s}");
+    // Never the right script: the money ran out first.
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+}
