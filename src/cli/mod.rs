@@ -4,6 +4,7 @@ mod ablate;
 mod check;
 mod diagnose;
 mod diff;
+mod evolve;
 mod inspect;
 mod log;
 mod migrate;
@@ -68,6 +69,9 @@ enum Command {
     Diagnose(diagnose::Args),
     /// Turn a code harness (Python or TypeScript agent loop, YAML agent config) into an nlah harness.
     Migrate(migrate::Args),
+    /// Evolve a harness from its failures (Self-Harness): split tasks three ways, propose
+    /// minimal edits, accept by a paired rule; every candidate a commit. Resumable.
+    Evolve(evolve::Args),
     /// A local web page (127.0.0.1) for a matrix, a run (or two side by side) or a harness.
     View(view::Args),
 }
@@ -92,6 +96,7 @@ pub fn main() -> ExitCode {
         Command::Report(a) => report::run(a),
         Command::Diagnose(a) => diagnose::run(a),
         Command::Migrate(a) => migrate::run(a),
+        Command::Evolve(a) => evolve::run(a),
         Command::View(a) => view::run(a),
     };
     match code {

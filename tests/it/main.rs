@@ -15,6 +15,7 @@ mod diff_runs;
 mod e2e_local_llm;
 mod environments;
 mod eval;
+mod evolve;
 mod inspect;
 mod layers;
 mod log;
