@@ -858,8 +858,8 @@ impl Evolution<'_> {
         let in_search = |cell: &crate::ablation::Cell| {
             cell.seed == 0 && split.of(&cell.task) == Some(Split::Search)
         };
-        let screened = match self.evaluate(state, &commit, owner, in_search).await? {
-            Ran::Complete(r) => r,
+        match self.evaluate(state, &commit, owner, in_search).await? {
+            Ran::Complete(_) => {}
             Ran::Budget => return self.stop(state, "--max-cost is spent".into()),
             Ran::Errors(e) => {
                 return self.reject(
@@ -870,7 +870,7 @@ impl Evolution<'_> {
                     format!("{e} screen cell(s) ended in errors"),
                 );
             }
-        };
+        }
         let seed0 = |dir_commit: &str, st: &State| -> Result<u32, EvolveError> {
             let e = &st.evals[dir_commit];
             let dir = self.out.join(&e.dir);
@@ -888,7 +888,6 @@ impl Evolution<'_> {
                 })
                 .count() as u32)
         };
-        let _ = screened;
         let p0 = seed0(&state.rounds[i].parent.clone(), state)?;
         let c0 = seed0(&commit, state)?;
         state.rounds[i].candidates[k].screen = Some((p0, c0));

@@ -200,10 +200,15 @@ pub fn render(s: &State) -> String {
     p(
         &mut o,
         format!(
-            "Cost: ${total:.4} in all{} (per iteration above; the test split ${:.4}).",
+            "Cost: ${total:.4} in all{} (the starting harness's evaluation ${:.4}, each iteration's above, the test split ${:.4}).",
             s.max_cost
                 .map(|m| format!(" of --max-cost ${m:.4}"))
                 .unwrap_or_default(),
+            s.evals
+                .values()
+                .filter(|e| e.owner == 0)
+                .map(|e| e.cost)
+                .sum::<f64>(),
             s.final_.as_ref().map_or(0.0, |f| f.cost)
         ),
     );

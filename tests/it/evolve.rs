@@ -495,3 +495,100 @@ async fn evolution_works_on_environment_tasks() {
     assert_eq!(s["final_"]["comparison"]["parent"], 0.0);
     assert_eq!(s["branch"], "nlah/evolve/out");
 }
+
+fn helpful_env_policy(calls: Arc<AtomicUsize>) -> impl Fn(&Turn) -> Answer + Send + Sync + 'static {
+    move |t: &Turn| {
+        if t.task.starts_with(MARK) {
+            calls.fetch_add(1, Ordering::SeqCst);
+            return Answer::text(&proposals().to_string());
+        }
+        child(t)
+    }
+}
+
+/// `--max-cost` bounds the whole evolution: spent, the search stops cleanly before the test
+/// split; rerun with more, it continues to the end. Every iteration's cost is recorded.
+#[tokio::test]
+async fn max_cost_stops_the_search_and_a_rerun_continues() {
+    let env = TestEnv::with_model(helpful_env_policy(Arc::default())).await;
+    let (repo, tasks) = world(env);
+    let prices = repo.env.root().join("prices.toml");
+    std::fs::write(
+        &prices,
+        "[models.\"mock-1\"]\ninput = 10.0\noutput = 10.0\n",
+    )
+    .unwrap();
+    let out = repo.env.root().join("out");
+    let mut cmd = evolve_cmd(&repo.env, &repo, &tasks, &out, &["--max-cost", "0.0005"]);
+    cmd.env("NLAH_PRICES", &prices);
+    let o = output(cmd).await;
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = state(&out);
+    assert_eq!(s["stop"], "--max-cost is spent", "{s:#}");
+    assert_ne!(s["phase"], "done");
+    assert!(
+        stdout.contains("The test split has not been run"),
+        "{stdout}"
+    );
+    assert!(cells(&out).iter().all(|(t, _)| !is_test(t)));
+
+    let mut cmd = evolve_cmd(&repo.env, &repo, &tasks, &out, &["--max-cost", "100"]);
+    cmd.env("NLAH_PRICES", &prices);
+    let o = output(cmd).await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = state(&out);
+    assert_eq!(s["phase"], "done");
+    assert_eq!(s["rounds"][0]["accepted"], "1-1");
+    assert!(s["rounds"][0]["cost_proposer"].as_f64().unwrap() > 0.0);
+    assert!(s["rounds"][0]["cost_evaluation"].as_f64().unwrap() > 0.0);
+    assert!(s["final_"]["cost"].as_f64().unwrap() > 0.0);
+}
+
+/// Evaluations run as Slurm job arrays (fake `sbatch` and friends that run the array tasks
+/// themselves, tests/fixtures/slurm/bin).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn evolution_runs_its_cells_on_slurm() {
+    let env = TestEnv::with_model(helpful_env_policy(Arc::default())).await;
+    let (repo, tasks) = world(env);
+    let state_dir = repo.env.root().join("slurm-state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slurm/bin");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = repo.env.root().join("out");
+    let mut cmd = evolve_cmd(
+        &repo.env,
+        &repo,
+        &tasks,
+        &out,
+        &["--executor", "slurm", "--poll-ms", "100"],
+    );
+    cmd.env("PATH", path)
+        .env("FAKE_SLURM_STATE", &state_dir)
+        .env("FAKE_MAX_ARRAY_SIZE", "100");
+    let o = output(cmd).await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = state(&out);
+    assert_eq!(s["rounds"][0]["accepted"], "1-1");
+    let calls = std::fs::read_to_string(state_dir.join("calls.log")).unwrap();
+    assert!(calls.lines().any(|l| l.starts_with("sbatch ")), "{calls}");
+}
