@@ -168,6 +168,9 @@ pub struct ProposerCall {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub usage: Usage,
+    /// The answer as given (clipped), for the record.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub answer: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -661,6 +664,7 @@ impl Evolution<'_> {
                 }
                 Ok((text, usage)) => {
                     call.usage = usage;
+                    call.answer = crate::agent::session::clip(&text, ANSWER_CHARS);
                     match edit::parse(&text) {
                         Ok(edits) => {
                             call.status = "answered".into();
@@ -750,7 +754,8 @@ impl Evolution<'_> {
             .values()
             .filter(|e| e.owner == i + 1)
             .map(|e| e.cost)
-            .sum();
+            .sum::<f64>()
+            + 0.0;
         state.rounds[i].done = true;
         state.save(&self.out)
     }
@@ -1046,7 +1051,10 @@ impl Evolution<'_> {
         }
         let start = scores[0].clone();
         let accepted = scores.last().cloned().unwrap_or_default();
-        let comparison = compare::compare(&start, &accepted, state.split.seed);
+        // Nothing accepted: one harness, nothing to compare.
+        let comparison = (versions.len() > 1)
+            .then(|| compare::compare(&start, &accepted, state.split.seed))
+            .flatten();
         if let Some(c) = &comparison {
             self.say("test", format!("test split: {}", c.sentence()));
         }
@@ -1062,6 +1070,9 @@ impl Evolution<'_> {
         state.save(&self.out)
     }
 }
+
+/// How much of the proposer's answer the record keeps.
+const ANSWER_CHARS: usize = 4000;
 
 /// A seed-0 drop of this share of the search tasks (at least one) rejects at the screen.
 pub const SCREEN_MARGIN: f64 = 0.25;

@@ -4,6 +4,11 @@ use super::compare::RULE;
 use super::split::Split;
 use super::{Phase, State, Status, short};
 
+/// Dollars; an empty sum of floats is -0.0, shown as 0.
+fn usd(x: f64) -> String {
+    format!("${:.4}", x + 0.0)
+}
+
 fn pct(x: f64) -> String {
     format!("{:.0}%", x * 100.0)
 }
@@ -138,10 +143,10 @@ pub fn render(s: &State) -> String {
         p(
             &mut o,
             format!(
-                "Accepted: {}. Cost: proposer ${:.4}, evaluation ${:.4}.",
+                "Accepted: {}. Cost: proposer {}, evaluation {}.",
                 r.accepted.as_deref().unwrap_or("nothing"),
-                r.cost_proposer,
-                r.cost_evaluation
+                usd(r.cost_proposer),
+                usd(r.cost_evaluation)
             ),
         );
     }
@@ -187,8 +192,13 @@ pub fn render(s: &State) -> String {
                     pct(rate(&f.accepted))
                 ),
             );
-            if let Some(c) = &f.comparison {
-                p(&mut o, format!("Paired over the test tasks: {}.", c.sentence()));
+            match &f.comparison {
+                Some(c) => p(&mut o, format!("Paired over the test tasks: {}.", c.sentence())),
+                None => p(
+                    &mut o,
+                    "Nothing was accepted: the test split ran on the starting harness alone."
+                        .into(),
+                ),
             }
         }
         _ => p(

@@ -592,3 +592,85 @@ async fn evolution_runs_its_cells_on_slurm() {
     let calls = std::fs::read_to_string(state_dir.join("calls.log")).unwrap();
     assert!(calls.lines().any(|l| l.starts_with("sbatch ")), "{calls}");
 }
+
+/// The bundled task set with the `basic` harness: the split follows the tasks' own `task.toml`
+/// (two search, one validation, two test), their real hidden verifiers judge, and an edit that
+/// changes nothing the children do is evaluated and not accepted.
+#[tokio::test]
+async fn evolution_runs_on_the_bundled_tasks_with_basic() {
+    let env = TestEnv::with_model(|t: &Turn| {
+        if t.task.starts_with(MARK) {
+            return Answer::text(
+                &json!({"edits": [{
+                    "surface": "SKILL.md#Failure taxonomy",
+                    "mechanism": "name the failure of giving up early",
+                    "changes": [{"file": "SKILL.md", "find": "## Failure taxonomy\n", "replace": "## Failure taxonomy\n- gave-up: the child reported before changing anything; look at the files first.\n"}],
+                    "predicted": {"search": 0.5, "validation": 0.0}
+                }]})
+                .to_string(),
+            );
+        }
+        // A child that reports at once, changing nothing: every hidden verifier fails.
+        match t.turn {
+            0 => Answer::write(
+                &format!("children/{}/RESPONSE.md", t.child),
+                "status: done\n\nNothing to change.\n",
+            ),
+            _ => Answer::text("Finished."),
+        }
+    })
+    .await;
+    let mut repo = Repo::in_env(env);
+    repo.copy("harness-skills/basic", "basic");
+    repo.commit("the basic harness");
+    let tasks = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tasks");
+    let out = repo.env.root().join("out");
+    let mut cmd = repo.env.nlah();
+    cmd.current_dir(repo.path()).args([
+        "evolve",
+        "basic",
+        tasks.to_str().unwrap(),
+        "--model",
+        "openai:mock-1",
+        "--iterations",
+        "1",
+        "--edits",
+        "1",
+        "--seeds",
+        "1",
+        "--retries",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let o = output(cmd).await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = state(&out);
+    assert_eq!(
+        s["split"]["search"],
+        json!(["fix-csv-quoting", "fix-median"])
+    );
+    assert_eq!(s["split"]["validation"], json!(["shell-word-count"]));
+    assert_eq!(
+        s["split"]["test"],
+        json!(["hello-greeting", "write-config"])
+    );
+    let c = &s["rounds"][0]["candidates"][0];
+    assert_eq!(c["status"], "not-accepted", "{c:#}");
+    assert_eq!(c["reason"], "better on neither split beyond noise");
+    assert_eq!(
+        c["prediction"][0][1]["held"], false,
+        "it predicted +0.5 on search"
+    );
+    assert_eq!(
+        s["final_"]["comparison"],
+        Value::Null,
+        "one harness: nothing to compare"
+    );
+    assert_eq!(s["final_"]["start"]["hello-greeting"], json!([0, 1]));
+}
