@@ -12,6 +12,7 @@ pub mod diag;
 pub mod diagnose;
 pub mod engine;
 pub mod env;
+pub mod evolve;
 pub mod harness;
 pub mod inspect;
 pub mod interface;

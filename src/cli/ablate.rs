@@ -130,7 +130,7 @@ pub(crate) fn charter_of(settings: &RunSettings) -> anyhow::Result<Charter> {
 
 /// `--charter`, else `./runtime-charter`, else the built-in one; as an absolute path, since
 /// Slurm jobs may start elsewhere.
-fn resolve_charter(arg: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
+pub(crate) fn resolve_charter(arg: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
     let dir = match arg {
         Some(d) => d.to_path_buf(),
         None if Path::new("runtime-charter").is_dir() => PathBuf::from("runtime-charter"),

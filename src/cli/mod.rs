@@ -4,6 +4,7 @@ mod ablate;
 mod check;
 mod diagnose;
 mod diff;
+mod evolve;
 mod inspect;
 mod log;
 mod migrate;
@@ -72,6 +73,9 @@ enum Command {
     /// Synthesize a harness script (action check, legal-action lister or policy) by a tree
     /// search over code versions refined from failed rollouts (AutoHarness); resumable.
     Synthesize(synthesize::Args),
+    /// Evolve a harness from its failures (Self-Harness): split tasks three ways, propose
+    /// minimal edits, accept by a paired rule; every candidate a commit. Resumable.
+    Evolve(evolve::Args),
     /// A local web page (127.0.0.1) for a matrix, a run (or two side by side) or a harness.
     View(view::Args),
 }
@@ -97,6 +101,7 @@ pub fn main() -> ExitCode {
         Command::Diagnose(a) => diagnose::run(a),
         Command::Migrate(a) => migrate::run(a),
         Command::Synthesize(a) => synthesize::run(a),
+        Command::Evolve(a) => evolve::run(a),
         Command::View(a) => view::run(a),
     };
     match code {

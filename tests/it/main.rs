@@ -16,6 +16,7 @@ mod e2e_local_llm;
 mod environments;
 mod eval;
 mod experiments;
+mod evolve;
 mod inspect;
 mod layers;
 mod log;

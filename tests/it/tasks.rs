@@ -73,7 +73,10 @@ fn every_example_loads() {
         assert!(t.root.is_absolute());
         assert!(t.files.as_ref().is_some_and(|p| p.is_dir()), "{name}");
         assert!(t.tests.as_ref().is_some_and(|p| p.is_dir()), "{name}");
-        assert!(matches!(t.config.split.as_deref(), Some("train" | "test")));
+        assert!(matches!(
+            t.config.split.as_deref(),
+            Some("train" | "validation" | "test")
+        ));
         assert!(t.config.agent.timeout().is_some(), "{name}");
         assert!(t.config.verifier.timeout() <= Duration::from_secs(120));
         assert_eq!(
