@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nlah::ablation::cassettes::{self, Cassettes};
 use nlah::ablation::design::Design;
 use nlah::ablation::error::AblationError;
+use nlah::ablation::executor::choice::Choice;
 use nlah::ablation::executor::{Event, Runner, Sink, Tally, local, slurm};
 use nlah::ablation::index::{self, Summary};
 use nlah::ablation::matrix::{self, MATRIX_FILE, MatrixFile};
@@ -30,9 +31,27 @@ use super::{exit, output, resolve_harness, run::load_charter};
 const INTERRUPTED: u8 = 130;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ExecutorKind {
+pub(crate) enum ExecutorKind {
     Local,
     Slurm,
+}
+
+impl ExecutorKind {
+    /// The executor a learning loop's matrices run on (`synthesize`, `evolve`); their budget is
+    /// given per matrix.
+    pub(crate) fn choice(self, concurrency: usize, poll_ms: u64) -> anyhow::Result<Choice> {
+        let concurrency = concurrency.max(1);
+        Ok(match self {
+            ExecutorKind::Local => Choice::Local { concurrency },
+            ExecutorKind::Slurm => Choice::Slurm(slurm::Slurm {
+                concurrency,
+                max_cost: None,
+                poll: std::time::Duration::from_millis(poll_ms.max(10)),
+                exe: std::env::current_exe().context("where is the nlah binary?")?,
+                workdir: std::env::current_dir().context("no working directory")?,
+            }),
+        })
+    }
 }
 
 #[derive(clap::Args)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nlah::ablation::executor::{Event, Sink, slurm};
+use nlah::ablation::executor::{Event, Sink};
 use nlah::ablation::resume::OutLock;
 use nlah::engine::RunSettings;
 use nlah::evolve::{self, Options, Phase, Progress, eval};
@@ -15,12 +15,6 @@ use super::{exit, resolve_harness};
 
 /// Interrupted by Ctrl-C.
 const INTERRUPTED: u8 = 130;
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ExecutorKind {
-    Local,
-    Slurm,
-}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -53,7 +47,7 @@ pub struct Args {
     #[arg(long, default_value_t = 4, value_name = "K")]
     concurrency: usize,
     #[arg(long, value_enum, default_value = "local")]
-    executor: ExecutorKind,
+    executor: super::ablate::ExecutorKind,
     /// The record folder (default: workspaces/evolve-<harness>); rerun to continue it.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -153,18 +147,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             _ => {}
         }
     });
-    let executor = match a.executor {
-        ExecutorKind::Local => eval::Executor::Local {
-            concurrency: a.concurrency,
-        },
-        ExecutorKind::Slurm => eval::Executor::Slurm(slurm::Slurm {
-            concurrency: a.concurrency,
-            max_cost: a.max_cost,
-            poll: Duration::from_millis(a.poll_ms.max(10)),
-            exe: std::env::current_exe()?,
-            workdir: std::env::current_dir()?,
-        }),
-    };
+    let executor = a.executor.choice(a.concurrency, a.poll_ms)?;
     let ctx = eval::Context {
         tasks: a.tasks.clone(),
         model: model.clone(),

@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nlah::ablation::executor::slurm;
 use nlah::engine::RunSettings;
-use nlah::synthesize::rollouts::Executor;
 use nlah::synthesize::search::Stop;
 use nlah::synthesize::{self, Options, Outcome, Progress, Target};
 
@@ -19,12 +17,6 @@ enum TargetArg {
     Verifier,
     Filter,
     Policy,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ExecutorKind {
-    Local,
-    Slurm,
 }
 
 #[derive(clap::Args)]
@@ -67,7 +59,7 @@ pub struct Args {
     out: Option<PathBuf>,
     /// Where the rollouts run.
     #[arg(long, value_enum, default_value = "local")]
-    executor: ExecutorKind,
+    executor: super::ablate::ExecutorKind,
     /// How often the Slurm executor looks at the cells, in milliseconds.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     poll_ms: u64,
@@ -125,19 +117,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         ..RunSettings::default()
     };
     let charter = super::ablate::charter_of(&settings)?;
-    let executor = match a.executor {
-        ExecutorKind::Local => Executor::Local {
-            concurrency: a.concurrency.max(1),
-        },
-        ExecutorKind::Slurm => Executor::Slurm(slurm::Slurm {
-            concurrency: a.concurrency.max(1),
-            max_cost: None,
-            poll: Duration::from_millis(a.poll_ms.max(10)),
-            exe: std::env::current_exe().map_err(|e| anyhow::anyhow!("where is nlah? {e}"))?,
-            workdir: std::env::current_dir()
-                .map_err(|e| anyhow::anyhow!("no working directory: {e}"))?,
-        }),
-    };
+    let executor = a.executor.choice(a.concurrency, a.poll_ms)?;
     let opts = Options {
         harness: harness.clone(),
         tasks: a.tasks.clone(),

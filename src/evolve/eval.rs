@@ -6,29 +6,21 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::EvolveError;
 use super::compare::TaskScores;
 use super::split::{Assignment, Split};
 use crate::ablation::design::Design;
-use crate::ablation::executor::{Runner, Sink, local, slurm};
+use crate::ablation::executor::Sink;
+use crate::ablation::executor::choice::{self, Budget, Choice};
 use crate::ablation::index;
 use crate::ablation::matrix::{self, MatrixFile};
 use crate::ablation::resume::{self, CellState, is_result};
-use crate::ablation::spend::Finished;
 use crate::ablation::{Cell, MATRIX_SCHEMA};
 use crate::charter::Charter;
 use crate::engine::RunSettings;
 use crate::record::RunOutcome;
 use crate::versions::notes::NoteLine;
-
-/// Where cells run.
-#[derive(Debug, Clone)]
-pub enum Executor {
-    Local { concurrency: usize },
-    Slurm(slurm::Slurm),
-}
 
 /// What every evaluation shares.
 pub struct Context {
@@ -37,7 +29,7 @@ pub struct Context {
     pub seeds: u64,
     pub settings: RunSettings,
     pub charter: Charter,
-    pub executor: Executor,
+    pub executor: Choice,
     pub max_cost: Option<f64>,
     pub sink: Sink,
 }
@@ -131,33 +123,19 @@ pub async fn run(
     {
         return Ok(true);
     }
-    match &ctx.executor {
-        Executor::Local { concurrency } => {
-            let runner = Arc::new(Runner::new(
-                dir.to_path_buf(),
-                file.clone(),
-                ctx.charter.clone(),
-            )?);
-            let mut opts = local::Local::new(*concurrency, ctx.max_cost);
-            opts.finished = Finished::default();
-            let r = local::run(
-                runner,
-                pending,
-                spent,
-                opts,
-                ctx.sink.clone(),
-                std::future::pending::<()>(),
-            )
-            .await;
-            Ok(r.unscheduled > 0 || r.stopped > 0)
-        }
-        Executor::Slurm(opts) => {
-            let mut opts = opts.clone();
-            opts.max_cost = ctx.max_cost;
-            let r = slurm::run(dir, &file.matrix, pending, spent, &opts, ctx.sink.clone()).await?;
-            Ok(r.unscheduled > 0)
-        }
-    }
+    Ok(choice::run_pending(
+        dir,
+        file,
+        pending,
+        ctx.charter.clone(),
+        &ctx.executor,
+        Budget {
+            spent,
+            max_cost: ctx.max_cost,
+        },
+        ctx.sink.clone(),
+    )
+    .await?)
 }
 
 /// Reads the results of `file`'s cells from their run.json files.

@@ -514,9 +514,8 @@ pub fn episode_table(r: &AblationReport) -> Table {
             rate_ci(e.legal_final_pct()),
             per(e.per_episode(e.reprompts)),
             per(e.per_episode(e.fallbacks)),
-            e.mean_reward().map_or("—".into(), |x| {
-                format!("{x:.3} (n = {})", e.rewarded)
-            }),
+            e.mean_reward()
+                .map_or("—".into(), |x| format!("{x:.3} (n = {})", e.rewarded)),
             rate_ci(e.won_pct()),
         ]);
         t.rows.push(row);

@@ -31,6 +31,7 @@ use git2::{Oid, Repository};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::ablation::executor::choice::Choice;
 use crate::charter::Charter;
 use crate::engine::RunSettings;
 use crate::engine::backends::Backends;
@@ -41,7 +42,7 @@ use crate::versions::gitread;
 use crate::versions::notes::NoteLine;
 use error::SynthError;
 use refine::Ask;
-use rollouts::{Executor, Plan};
+use rollouts::Plan;
 use search::{Fault, Identity, Iteration, Node, Search, Stop};
 
 /// What the search writes: a check, a legal-action lister or a policy.
@@ -126,7 +127,7 @@ pub struct Options {
     /// The rollouts' run settings (`--stop-at-invalid` and `--max-actions` are set here).
     pub settings: RunSettings,
     pub charter: Charter,
-    pub executor: Executor,
+    pub executor: Choice,
 }
 
 /// What the search tells the CLI as it goes.

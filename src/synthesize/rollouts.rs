@@ -6,24 +6,16 @@
 //! tasks and seeds, so their rates compare pairwise.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::critic::{self, FailedStep, MAX_FAILED};
 use super::error::SynthError;
 use crate::ablation::design::Design;
-use crate::ablation::executor::{Runner, local, slurm};
+use crate::ablation::executor::choice::{self, Budget, Choice};
 use crate::ablation::matrix::{self, MatrixFile, Request};
 use crate::ablation::resume;
 use crate::charter::Charter;
 use crate::engine::RunSettings;
 use crate::record::RunRecord;
-
-/// How the cells run.
-#[derive(Debug, Clone)]
-pub enum Executor {
-    Local { concurrency: usize },
-    Slurm(slurm::Slurm),
-}
 
 /// A node's rollouts, counted.
 #[derive(Debug, Clone, Default)]
@@ -48,7 +40,7 @@ pub struct Plan<'a> {
     pub rollouts: usize,
     pub settings: RunSettings,
     pub charter: Charter,
-    pub executor: &'a Executor,
+    pub executor: &'a Choice,
     /// What the search may still spend (USD).
     pub budget: Option<f64>,
 }
@@ -91,34 +83,19 @@ pub async fn run(out: &Path, plan: Plan<'_>) -> Result<Counted, SynthError> {
         .cloned()
         .collect();
     if !pending.is_empty() {
-        let runner = Arc::new(Runner::new(out.to_path_buf(), file.clone(), plan.charter)?);
-        match plan.executor {
-            Executor::Local { concurrency } => {
-                let opts = local::Local::new(*concurrency, plan.budget);
-                local::run(
-                    runner,
-                    pending,
-                    0.0,
-                    opts,
-                    crate::ablation::executor::quiet(),
-                    std::future::pending::<()>(),
-                )
-                .await;
-            }
-            Executor::Slurm(s) => {
-                let mut s = s.clone();
-                s.max_cost = plan.budget;
-                slurm::run(
-                    out,
-                    &file.matrix,
-                    pending,
-                    0.0,
-                    &s,
-                    crate::ablation::executor::quiet(),
-                )
-                .await?;
-            }
-        }
+        choice::run_pending(
+            out,
+            &file,
+            pending,
+            plan.charter,
+            plan.executor,
+            Budget {
+                spent: 0.0,
+                max_cost: plan.budget,
+            },
+            crate::ablation::executor::quiet(),
+        )
+        .await?;
     }
     let mut c = Counted::default();
     for cell in &cells {

@@ -14,8 +14,7 @@ fn recorded() -> Vec<PathBuf> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
-            std::fs::read_dir(p.join("results/cassettes"))
-                .is_ok_and(|mut d| d.next().is_some())
+            std::fs::read_dir(p.join("results/cassettes")).is_ok_and(|mut d| d.next().is_some())
         })
         .collect();
     v.sort();
@@ -46,7 +45,11 @@ fn committed_experiments_replay_to_their_reports() {
             .env("NLAH_CI_CACHE", tmp.path().join("no-cache"))
             .env(
                 "PATH",
-                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()),
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
             )
             .env_remove("OPENAI_BASE_URL")
             .output()

@@ -2,6 +2,7 @@
 //! every executor and of `nlah run-cell`), a local pool ([`local`]) and Slurm job arrays
 //! ([`slurm`]).
 
+pub mod choice;
 pub mod local;
 pub mod slurm;
 
