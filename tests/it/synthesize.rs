@@ -540,3 +540,61 @@ async fn max_cost_stops_the_search_and_every_iteration_says_what_it_cost() {
     // Never the right script: the money ran out first.
     assert_eq!(asked.load(Ordering::SeqCst), 1);
 }
+
+/// A node's rollouts run as Slurm job arrays (fake `sbatch` and friends that run the array
+/// tasks themselves, tests/fixtures/slurm/bin), and the search reaches the same result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollouts_run_on_slurm() {
+    let (env, asked) = model(
+        vec![
+            answer_with(ACCEPT_ALL, "Any move will do."),
+            answer_with(
+                &right_check(),
+                "Move only the top disk of a peg that has one.",
+            ),
+        ],
+        Duration::ZERO,
+    )
+    .await;
+    let (repo, tasks) = setup(env);
+    let state_dir = repo.env.root().join("slurm-state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slurm/bin");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = repo.env.root().join("out");
+    let mut cmd = synthesize_cmd(
+        &repo,
+        &tasks,
+        &out,
+        &[
+            "--iterations",
+            "5",
+            "--executor",
+            "slurm",
+            "--poll-ms",
+            "100",
+        ],
+    );
+    cmd.env("PATH", path)
+        .env("FAKE_SLURM_STATE", &state_dir)
+        .env("FAKE_MAX_ARRAY_SIZE", "100");
+    let o = output(cmd).await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+    let s = search(&out);
+    assert_eq!(s["stop"], "solved");
+    let calls = std::fs::read_to_string(state_dir.join("calls.log")).unwrap();
+    assert!(
+        calls.lines().filter(|l| l.starts_with("sbatch ")).count() >= 2,
+        "one array per node: {calls}"
+    );
+}
