@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::support::fake_slurm::{sbatch_calls, use_fake_slurm};
 use crate::support::{TestEnv, Turn, assert_fsck_cells, diligent, output};
 
 struct Fake {
@@ -38,26 +39,15 @@ impl Fake {
     }
 
     fn sbatch_calls(&self) -> Vec<String> {
-        self.calls()
-            .into_iter()
-            .filter(|c| c.starts_with("sbatch "))
-            .collect()
+        sbatch_calls(&self.state())
     }
 
     fn cmd(&self, env: &TestEnv, max_array: usize, extra: &[&str]) -> Command {
-        let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slurm/bin");
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
         let mut cmd = env.ablate_mini("tests/fixtures/ablate-tasks");
         cmd.args(["--executor", "slurm", "--poll-ms", "100", "--out"])
             .arg(self.out())
-            .args(extra)
-            .env("PATH", path)
-            .env("FAKE_SLURM_STATE", self.state())
-            .env("FAKE_MAX_ARRAY_SIZE", max_array.to_string());
+            .args(extra);
+        use_fake_slurm(&mut cmd, &self.state(), max_array);
         cmd
     }
 }

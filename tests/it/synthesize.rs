@@ -558,13 +558,6 @@ async fn rollouts_run_on_slurm() {
     .await;
     let (repo, tasks) = setup(env);
     let state_dir = repo.env.root().join("slurm-state");
-    std::fs::create_dir_all(&state_dir).unwrap();
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slurm/bin");
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let out = repo.env.root().join("out");
     let mut cmd = synthesize_cmd(
         &repo,
@@ -579,9 +572,7 @@ async fn rollouts_run_on_slurm() {
             "100",
         ],
     );
-    cmd.env("PATH", path)
-        .env("FAKE_SLURM_STATE", &state_dir)
-        .env("FAKE_MAX_ARRAY_SIZE", "100");
+    crate::support::fake_slurm::use_fake_slurm(&mut cmd, &state_dir, 100);
     let o = output(cmd).await;
     assert_eq!(
         o.status.code(),
@@ -592,9 +583,6 @@ async fn rollouts_run_on_slurm() {
     assert_eq!(asked.load(Ordering::SeqCst), 2);
     let s = search(&out);
     assert_eq!(s["stop"], "solved");
-    let calls = std::fs::read_to_string(state_dir.join("calls.log")).unwrap();
-    assert!(
-        calls.lines().filter(|l| l.starts_with("sbatch ")).count() >= 2,
-        "one array per node: {calls}"
-    );
+    let sbatch = crate::support::fake_slurm::sbatch_calls(&state_dir);
+    assert!(sbatch.len() >= 2, "one array per node: {sbatch:?}");
 }

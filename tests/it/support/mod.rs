@@ -5,6 +5,7 @@
 
 pub mod cdp;
 pub mod env;
+pub mod fake_slurm;
 pub mod fsck;
 pub mod gitrepo;
 pub mod model;
