@@ -23,7 +23,8 @@ venv="${NLAH_CI_CACHE:-$HOME/.cache/nlah-ci}/venv"
 mkdir -p "$work"
 
 pid=$("$root/examples/small-models/serve.sh" "$port" "$work/server.log")
-trap 'kill "$pid" 2>/dev/null || true' EXIT
+# The server may not heed SIGTERM while it generates: then SIGKILL, a moment later.
+trap 'kill "$pid" 2>/dev/null; sleep 2; kill -9 "$pid" 2>/dev/null || true' EXIT
 export OPENAI_BASE_URL="http://127.0.0.1:$port/v1"
 # The environments' Python (TextArena) comes first.
 export PATH="$venv/bin:$PATH"
