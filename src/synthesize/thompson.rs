@@ -5,6 +5,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_distr::{Beta, Distribution};
 
 /// The generator of iteration `iteration` of a search seeded with `seed`.
 pub fn rng(seed: u64, iteration: usize) -> StdRng {
@@ -17,33 +18,11 @@ pub fn rng(seed: u64, iteration: usize) -> StdRng {
 
 /// One draw from Beta(1 + legal, 1 + illegal).
 pub fn draw(rng: &mut impl Rng, legal: u64, illegal: u64) -> f64 {
-    let x = gamma(rng, 1.0 + legal as f64);
-    let y = gamma(rng, 1.0 + illegal as f64);
-    if x + y > 0.0 { x / (x + y) } else { 0.5 }
-}
-
-/// Gamma(shape, 1) for shape ≥ 1 (Marsaglia and Tsang, 2000).
-fn gamma(rng: &mut impl Rng, shape: f64) -> f64 {
-    let d = shape - 1.0 / 3.0;
-    let c = 1.0 / (9.0 * d).sqrt();
-    loop {
-        let x = normal(rng);
-        let v = (1.0 + c * x).powi(3);
-        if v <= 0.0 {
-            continue;
-        }
-        let u: f64 = rng.random();
-        if u < 1.0 - 0.0331 * x.powi(4) || u.ln() < 0.5 * x * x + d * (1.0 - v + v.ln()) {
-            return d * v;
-        }
+    // Both parameters are at least 1 and finite, so the distribution always exists.
+    match Beta::new(1.0 + legal as f64, 1.0 + illegal as f64) {
+        Ok(b) => b.sample(rng),
+        Err(_) => 0.5,
     }
-}
-
-/// A standard normal draw (Box–Muller).
-fn normal(rng: &mut impl Rng) -> f64 {
-    let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
 /// The node with the highest draw among `nodes` (id, legal, illegal), with every draw.
