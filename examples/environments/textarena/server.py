@@ -6,6 +6,8 @@ Python's standard library. Config (task.toml `[env] config`):
 
   game      a TextArena env id, e.g. "TowerOfHanoi-v0", "GuessTheNumber-v0", "TicTacToe-v0"
   seed      the game's seed (default: the run's --seed)
+  seed_offset  added to the run's --seed when `seed` is not given (default 0), so that tasks
+            can hold out seeds: e.g. training tasks at 1000 + seed, evaluation at seed
   opponent  for two-player games: "first-legal" (the default and only one): a fixed scripted
             opponent that plays the first legal move in a stable order (games whose legal moves
             this adapter knows: TicTacToe)
@@ -64,7 +66,7 @@ class Game:
         if config.get("opponent", "first-legal") != "first-legal":
             raise ValueError(f"unknown opponent {config.get('opponent')!r}; use \"first-legal\"")
         self.env = ta.make(env_id=self.game_id + "-raw")
-        self.env.reset(num_players=2 if self.two else 1, seed=int(config.get("seed", seed)))
+        self.env.reset(num_players=2 if self.two else 1, seed=int(config.get("seed", seed + int(config.get("seed_offset", 0)))))
         self.steps = 0
         self.invalid = False
         self.invalid_reason = None
