@@ -47,12 +47,16 @@ PY
   mv "$qwen.part" "$qwen"
 fi
 
+# Threads per model (generation and prompt): NLAH_LLM_THREADS, default 2 (this machine's cores).
+# On a machine that also builds, 1 is much faster: ggml's threads wait for each other at every
+# step, and a thread that loses its core to a compiler stalls the other.
+threads=${NLAH_LLM_THREADS:-2}
 conf="$(dirname "$log")/server.json"
 cat > "$conf" <<JSON
 {"host": "127.0.0.1", "port": $port,
  "models": [
-  {"model": "$smollm2", "model_alias": "smollm2", "n_ctx": 8192, "n_threads": 2, "n_batch": 512},
-  {"model": "$qwen", "model_alias": "qwen2.5-coder-0.5b", "n_ctx": 8192, "n_threads": 2, "n_batch": 512}
+  {"model": "$smollm2", "model_alias": "smollm2", "n_ctx": 8192, "n_threads": $threads, "n_threads_batch": $threads, "n_batch": 512},
+  {"model": "$qwen", "model_alias": "qwen2.5-coder-0.5b", "n_ctx": 8192, "n_threads": $threads, "n_threads_batch": $threads, "n_batch": 512}
  ]}
 JSON
 # A clean environment: the server's settings also read variables named like its fields (MODELS,
