@@ -10,7 +10,7 @@
 //!
 //! Each answer has a time limit; a script that cannot start, exits, hangs past the limit or
 //! answers something else is a fault, which ends the child and the run as an infrastructure
-//! error.
+//! error. The fault quotes the end of the script's stderr (a Python traceback says why).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::OwnedFd;
@@ -36,11 +36,70 @@ struct Io {
     next: u64,
 }
 
+/// How much of the script's stderr a fault quotes: enough for a Python traceback's last lines,
+/// which is what tells a refiner (or a person) why the script died.
+const STDERR_TAIL: usize = 1500;
+
+/// The end of the script's stderr, read by a thread of its own so that the script never blocks
+/// on a full pipe; `closed` reports when the script has closed it.
+struct StderrTail {
+    text: std::sync::Arc<Mutex<String>>,
+    closed: Mutex<Receiver<()>>,
+}
+
+impl StderrTail {
+    fn read(stderr: std::fs::File) -> StderrTail {
+        let text = std::sync::Arc::new(Mutex::new(String::new()));
+        let (done, closed) = channel();
+        let keep = text.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stderr);
+            let mut buf = Vec::new();
+            while let Ok(n) = r.read_until(b'\n', &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let mut t = keep.lock().unwrap_or_else(|p| p.into_inner());
+                t.push_str(&String::from_utf8_lossy(&buf));
+                if t.len() > 2 * STDERR_TAIL {
+                    let cut = t.len() - STDERR_TAIL;
+                    let cut = (cut..t.len()).find(|&i| t.is_char_boundary(i)).unwrap_or(0);
+                    t.drain(..cut);
+                }
+                buf.clear();
+            }
+            let _ = done.send(());
+        });
+        StderrTail {
+            text,
+            closed: Mutex::new(closed),
+        }
+    }
+
+    /// What the script wrote last on stderr, after waiting briefly for it to close the pipe (a
+    /// script that just exited may not have been read to the end yet).
+    fn last(&self, wait: Duration) -> String {
+        let _ = self
+            .closed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .recv_timeout(wait);
+        let t = self.text.lock().unwrap_or_else(|p| p.into_inner());
+        let t = t.trim();
+        let start = t.len().saturating_sub(STDERR_TAIL);
+        let start = (start..t.len())
+            .find(|&i| t.is_char_boundary(i))
+            .unwrap_or(t.len());
+        t[start..].to_string()
+    }
+}
+
 /// The running verifier process.
 pub struct VerifierProcess {
     script: String,
     timeout: Duration,
     io: Mutex<Option<Io>>,
+    stderr: StderrTail,
     child: Mutex<Option<tokio::process::Child>>,
 }
 
@@ -83,16 +142,21 @@ impl VerifierProcess {
         cmd.current_dir(cwd)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
         crate::sandbox::clean_env_with(&mut cmd, &scratch.home, &scratch.tmp, &Default::default());
         crate::sandbox::confine(&mut cmd, confinement);
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("code verifier `{script}` did not start: {e}"))?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
             return Err(format!("code verifier `{script}`: its pipes are missing"));
         };
+        let stderr: OwnedFd = stderr
+            .into_owned_fd()
+            .map_err(|e| format!("code verifier `{script}`: {e}"))?;
         let stdin: OwnedFd = stdin
             .into_owned_fd()
             .map_err(|e| format!("code verifier `{script}`: {e}"))?;
@@ -117,6 +181,7 @@ impl VerifierProcess {
                 lines: rx,
                 next: 1,
             })),
+            stderr: StderrTail::read(std::fs::File::from(stderr)),
             child: Mutex::new(Some(child)),
         })
     }
@@ -135,7 +200,15 @@ impl VerifierProcess {
         line.push('\n');
         let fail = |guard: &mut Option<Io>, why: String| {
             *guard = None;
-            Err(format!("code verifier `{}` {why}", self.script))
+            let said = self.stderr.last(Duration::from_millis(200));
+            if said.is_empty() {
+                Err(format!("code verifier `{}` {why}", self.script))
+            } else {
+                Err(format!(
+                    "code verifier `{}` {why}; its stderr ends:\n{said}",
+                    self.script
+                ))
+            }
         };
         if io
             .stdin

@@ -182,6 +182,18 @@ pub struct Outcome {
     pub cost_usd: f64,
 }
 
+/// The statements of the task set, each once: a script for a set of games must handle them all.
+fn task_statements(tasks: &[crate::task::Task]) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for t in tasks {
+        let s = t.instruction.trim();
+        if !seen.contains(&s) {
+            seen.push(s);
+        }
+    }
+    seen.join("\n\n---\n\n")
+}
+
 /// What the search knows of its harness.
 struct Setup {
     root: PathBuf,
@@ -256,9 +268,9 @@ fn setup(o: &Options) -> Result<Setup, SynthError> {
         }
     }
     let tasks = crate::task::load_set(&o.tasks).map_err(|e| SynthError::Input(e.to_string()))?;
-    let Some(first) = tasks.first() else {
+    if tasks.is_empty() {
         return bad(format!("{}: no tasks in this folder", o.tasks.display()));
-    };
+    }
     if let Some(t) = tasks.iter().find(|t| t.config.env.is_none()) {
         return bad(format!(
             "{}: task `{}` has no [env] in its task.toml; synthesis counts the actions an environment accepts and refuses",
@@ -294,7 +306,7 @@ fn setup(o: &Options) -> Result<Setup, SynthError> {
         repo,
         rel,
         base,
-        task_text: first.instruction.clone(),
+        task_text: task_statements(&tasks),
     })
 }
 

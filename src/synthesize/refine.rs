@@ -82,6 +82,11 @@ pub fn prompt(
 ) -> String {
     let mut s = String::new();
     s.push_str("# Refine the harness\n\n## The task the player is given\n\n");
+    if task.contains("\n---\n") {
+        s.push_str(
+            "One of these, a different one in each episode; the script must handle each.\n\n",
+        );
+    }
     s.push_str(task.trim());
     s.push_str("\n\n");
     if ask == Ask::New {
@@ -241,6 +246,22 @@ mod tests {
         assert_eq!(a.script.as_deref(), Some("print(1)\n"));
         assert_eq!(a.guidance.as_deref(), Some("Move small disks."));
         assert_eq!(parse("no code at all"), Answer::default());
+    }
+
+    #[test]
+    fn a_set_of_tasks_is_shown_whole_and_said_to_vary() {
+        let one = prompt(Target::Verifier, Ask::New, "Play Hanoi.", "", "", &[]);
+        assert!(one.contains("Play Hanoi.") && !one.contains("One of these"));
+        let set = prompt(
+            Target::Verifier,
+            Ask::New,
+            "Play Hanoi.\n\n---\n\nGuess the number.",
+            "",
+            "",
+            &[],
+        );
+        assert!(set.contains("One of these, a different one in each episode"));
+        assert!(set.contains("Play Hanoi.") && set.contains("Guess the number."));
     }
 
     #[test]

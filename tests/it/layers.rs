@@ -656,6 +656,15 @@ async fn a_code_verifier_that_crashes_hangs_or_babbles_ends_the_run_as_an_infras
             "import time\ntime.sleep(60)\n",
             "did not answer is_legal within 5300 ms",
         ),
+        // What a small model wrote (no `import sys`): the fault quotes the traceback.
+        (
+            "import json\nfor l in sys.stdin:\n    pass\n",
+            "exited before answering is_legal; its stderr ends:\nTraceback",
+        ),
+        (
+            "import json\nfor l in sys.stdin:\n    pass\n",
+            "NameError: name 'sys' is not defined",
+        ),
         (
             "import sys\nfor l in sys.stdin:\n    print('hello', flush=True)\n",
             "with a line that is not JSON: \"hello\"",
