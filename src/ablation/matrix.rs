@@ -288,15 +288,17 @@ pub fn write(out: &Path, file: &MatrixFile) -> Result<(), AblationError> {
     crate::atomic::write(&path, &json).map_err(AblationError::io(&path))
 }
 
-/// Puts the matrix in `out`: a new folder gets it; a folder that already holds the same cells
-/// keeps its creation time (and takes the new settings); a different matrix is refused.
+/// Puts the matrix in `out`: a new folder gets it; a folder that already holds the same cells,
+/// or a part of them (a design that gained arms, tasks or seeds), keeps its creation time and
+/// finished cells (and takes the new settings); a matrix that drops cells is refused, so that no
+/// recorded cell is orphaned.
 pub fn install(out: &Path, mut file: MatrixFile) -> Result<MatrixFile, AblationError> {
     let path = out.join(MATRIX_FILE);
     if path.exists() {
         let old = read_matrix(&path)?;
         let old_ids: HashSet<&str> = old.cells.iter().map(|c| c.id.as_str()).collect();
         let new_ids: HashSet<&str> = file.matrix.cells.iter().map(|c| c.id.as_str()).collect();
-        if old_ids != new_ids {
+        if !old_ids.is_subset(&new_ids) {
             return Err(AblationError::Mismatch {
                 out: out.to_path_buf(),
                 only_old: old_ids.difference(&new_ids).count(),
@@ -304,6 +306,10 @@ pub fn install(out: &Path, mut file: MatrixFile) -> Result<MatrixFile, AblationE
             });
         }
         file.matrix.created = old.created;
+        if old_ids != new_ids {
+            // The index holds the old cell positions; it is a cache and is rebuilt.
+            let _ = std::fs::remove_file(out.join(super::index::INDEX_FILE));
+        }
     }
     write(out, &file)?;
     Ok(file)

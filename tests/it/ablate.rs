@@ -454,7 +454,44 @@ async fn designs_files_and_bad_input() {
         serde_json::json!(["reflect", "reviewer"])
     );
 
-    // The same folder with another matrix is refused.
+    // A design that gains an arm grows the matrix in place: only the new cell runs.
+    std::fs::write(
+        &design,
+        "[[variant]]\nname = \"both\"\nmodules = [\"reflect\", \"reviewer\"]\n\n[[variant]]\nname = \"reflect-only\"\nmodules = [\"reflect\"]\n\n[[variant]]\nname = \"reviewer-only\"\nmodules = [\"reviewer\"]\n",
+    )
+    .unwrap();
+    let before = model.served().calls;
+    let created = matrix(&out)["created"].clone();
+    let mut cmd = env.nlah();
+    cmd.args([
+        "ablate",
+        MINI,
+        "tests/fixtures/ablate-tasks/alpha",
+        "--design",
+    ])
+    .arg(&design)
+    .args(["--model", "openai:mock-1", "--json", "--out"])
+    .arg(&out);
+    let o = output(cmd).await;
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let m = matrix(&out);
+    assert_eq!(m["cells"].as_array().unwrap().len(), 3);
+    assert_eq!(m["created"], created);
+    let plan: serde_json::Value = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|e: &serde_json::Value| e["event"] == "matrix")
+        .unwrap();
+    assert_eq!(plan["finished_earlier"], 2, "{}", show(&o));
+    assert_eq!(
+        plan["to_run"],
+        1,
+        "only the new arm's cell runs: {}",
+        show(&o)
+    );
+    assert!(model.served().calls > before);
+
+    // The same folder with a matrix that drops its cells is refused.
     let o = output(ablate(&env, &out, &[])).await;
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("different matrix"));
