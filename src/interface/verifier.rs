@@ -45,10 +45,13 @@ const STDERR_TAIL: usize = 1500;
 struct StderrTail {
     text: std::sync::Arc<Mutex<String>>,
     closed: Mutex<Receiver<()>>,
+    /// The workspace's path with a trailing slash, cut from what is quoted: paths read as the
+    /// script knows them (`scripts/…`), and the same fault reads the same in every run.
+    workspace: String,
 }
 
 impl StderrTail {
-    fn read(stderr: std::fs::File) -> StderrTail {
+    fn read(stderr: std::fs::File, workspace: &Path) -> StderrTail {
         let text = std::sync::Arc::new(Mutex::new(String::new()));
         let (done, closed) = channel();
         let keep = text.clone();
@@ -73,6 +76,7 @@ impl StderrTail {
         StderrTail {
             text,
             closed: Mutex::new(closed),
+            workspace: format!("{}/", workspace.display()),
         }
     }
 
@@ -90,7 +94,7 @@ impl StderrTail {
         let start = (start..t.len())
             .find(|&i| t.is_char_boundary(i))
             .unwrap_or(t.len());
-        t[start..].to_string()
+        t[start..].replace(&self.workspace, "")
     }
 }
 
@@ -181,7 +185,7 @@ impl VerifierProcess {
                 lines: rx,
                 next: 1,
             })),
-            stderr: StderrTail::read(std::fs::File::from(stderr)),
+            stderr: StderrTail::read(std::fs::File::from(stderr), cwd),
             child: Mutex::new(Some(child)),
         })
     }

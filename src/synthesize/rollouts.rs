@@ -115,7 +115,12 @@ pub async fn run(out: &Path, plan: Plan<'_>) -> Result<Counted, SynthError> {
         c.code_errors += u64::from(r.code_error);
         c.done += usize::from(r.episode_over);
         for f in r.failures {
-            if c.failures.len() < MAX_FAILED {
+            // A script that crashes the same way in every rollout is shown once.
+            let repeat = f.check == super::critic::Check::Crashed
+                && c.failures
+                    .iter()
+                    .any(|g| g.check == f.check && g.why == f.why);
+            if c.failures.len() < MAX_FAILED && !repeat {
                 c.failures.push(f);
             }
         }

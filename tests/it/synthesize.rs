@@ -19,7 +19,7 @@ use crate::support::{Answer, TestEnv, Turn};
 /// A check that lets every action through.
 const ACCEPT_ALL: &str = "import json, sys\nfor line in sys.stdin:\n    req = json.loads(line)\n    print(json.dumps({\"id\": req[\"id\"], \"legal\": True}), flush=True)\n";
 /// A script that exits at once.
-const CRASHES: &str = "import sys\nsys.exit(3)\n";
+const CRASHES: &str = "import sys\nraise RuntimeError(\"no check here\")\n";
 /// A script that does not parse.
 const BROKEN: &str = "def is_legal(:\n    return True\n";
 
@@ -291,6 +291,16 @@ async fn broken_scripts_are_recorded_and_the_search_goes_on() {
     assert_eq!(n0["failures"][0]["check"], "crashed");
     let prompt = std::fs::read_to_string(out.join("iterations/3/prompt.md")).unwrap();
     assert!(prompt.contains("The script failed: "), "{prompt}");
+    // With its traceback, paths as the script knows them, once for both rollouts.
+    assert_eq!(
+        prompt.matches("RuntimeError: no check here").count(),
+        1,
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains("File \"scripts/synthesized_verifier.py\", line 2"),
+        "{prompt}"
+    );
     assert_eq!(s["nodes"][1]["legal"], 4);
     assert_eq!(s["stop"], "solved");
     assert_fsck(&repo.path());
