@@ -44,6 +44,57 @@ player called it)\n\
 (written exactly as the action tool accepts them)\n\
 - `{\"id\": 3, \"method\": \"policy\", \"observation\": \"…\"}` → `{\"id\": 3, \"action\": \"…\"}`";
 
+/// A working frame for the target's script: the reading and writing of the protocol done, the
+/// function to write a stub. Small models that write the protocol themselves mostly get the I/O
+/// wrong (a missing `import sys`, answers never printed), so every script starts from this.
+pub fn frame(target: Target) -> &'static str {
+    match target {
+        Target::Verifier => {
+            r#"import json, sys
+
+def is_legal(observation, action):
+    # Return (True, "") when the action is legal here, else (False, "why it is not").
+    return True, ""
+
+for line in sys.stdin:
+    req = json.loads(line)
+    action = req.get("action") or json.dumps(req.get("arguments"))
+    ok, why = is_legal(req.get("observation") or "", action)
+    answer = {"id": req["id"], "legal": bool(ok)}
+    if not ok:
+        answer["reason"] = str(why)
+    print(json.dumps(answer), flush=True)
+"#
+        }
+        Target::Filter => {
+            r#"import json, sys
+
+def legal_actions(observation):
+    # Return every legal action here, each written exactly as the action tool accepts it.
+    return []
+
+for line in sys.stdin:
+    req = json.loads(line)
+    actions = legal_actions(req.get("observation") or "")
+    print(json.dumps({"id": req["id"], "actions": [str(a) for a in actions]}), flush=True)
+"#
+        }
+        Target::Policy => {
+            r#"import json, sys
+
+def policy(observation):
+    # Return the action to take here, written exactly as the action tool accepts it.
+    return ""
+
+for line in sys.stdin:
+    req = json.loads(line)
+    action = policy(req.get("observation") or "")
+    print(json.dumps({"id": req["id"], "action": str(action)}), flush=True)
+"#
+        }
+    }
+}
+
 /// The system message.
 pub fn system(target: Target) -> String {
     let what = match target {
@@ -64,10 +115,13 @@ pub fn system(target: Target) -> String {
     };
     format!(
         "You write code that makes an agent's actions legal in an environment (AutoHarness). You \
-         write {what}\n\n{PROTOCOL}\n\nAnswer with the whole script in one ```python block when you \
+         write {what}\n\n{PROTOCOL}\n\nStart from this frame, which already reads the requests \
+         and writes the answers; keep its reading and writing, and write the function (and any \
+         helpers it needs):\n\n```python\n{}```\n\nAnswer with the whole script in one ```python block when you \
          are asked for the script, and with the player's guidance (a few sentences of advice that \
          the player will read before acting) in one ```text block when you are asked for \
-         guidance. Nothing else is read."
+         guidance. Nothing else is read.",
+        frame(target)
     )
 }
 
@@ -246,6 +300,32 @@ mod tests {
         assert_eq!(a.script.as_deref(), Some("print(1)\n"));
         assert_eq!(a.guidance.as_deref(), Some("Move small disks."));
         assert_eq!(parse("no code at all"), Answer::default());
+    }
+
+    #[test]
+    fn every_frame_parses_and_answers_the_protocol() {
+        for t in [Target::Verifier, Target::Filter, Target::Policy] {
+            assert_eq!(syntax_check(frame(t)), Ok(()), "{t:?}");
+            assert!(system(t).contains(frame(t)));
+        }
+        // The verifier's frame answers a request as the code-verifier layer expects.
+        let mut child = Command::new("python3")
+            .args(["-c", frame(Target::Verifier)])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"{\"id\": 7, \"method\": \"is_legal\", \"observation\": \"o\", \"tool\": \"act\", \"arguments\": {}, \"action\": \"[A C]\"}\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "{\"id\": 7, \"legal\": true}\n"
+        );
     }
 
     #[test]
