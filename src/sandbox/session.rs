@@ -61,6 +61,7 @@ impl ShellSession {
         c: &Confinement,
         allow_env: &EnvAllowList,
     ) -> Result<ShellSession, SandboxError> {
+        let _p = crate::profile::phase(crate::profile::Phase::ShellStart);
         let scratch = Scratch::prepare(cwd)?;
         let (out_reader, out_writer) = std::io::pipe().map_err(io("cannot create a pipe"))?;
         let (in_reader, in_writer) = std::io::pipe().map_err(io("cannot create a pipe"))?;
@@ -113,6 +114,7 @@ impl ShellSession {
         timeout: Duration,
         cap: usize,
     ) -> Result<SessionRun, SandboxError> {
+        let _p = crate::profile::phase(crate::profile::Phase::ShellRun);
         let nonce = nonce();
         let marker = format!("\n__NLAH_{nonce}_");
         let line = format!(
