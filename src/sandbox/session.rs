@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::exec::{Capture, ShellResult};
 use super::spawn::{Child, Launch};
-use super::{Confinement, Enforcement, EnvAllowList, Level, SandboxError, Scratch};
+use super::{Confinement, Enforcement, EnvAllowList, SandboxError, Scratch};
 
 /// A running shell.
 pub struct ShellSession {
@@ -52,7 +52,7 @@ fn io(context: &str) -> impl FnOnce(std::io::Error) -> SandboxError + '_ {
 impl ShellSession {
     /// Whether sessions can be used with `c`: only with a PID namespace of their own.
     pub fn available(c: &Confinement) -> bool {
-        super::assess(c).processes == Level::Enforced
+        super::processes_enforced(c)
     }
 
     /// Starts `bash` reading commands from a pipe, in `cwd`, confined as `c`.
