@@ -122,6 +122,8 @@ struct Round {
     /// user + system CPU seconds of this process and its waited-for children, the mock's
     /// thread excluded.
     cpu: f64,
+    /// Of which the child processes' (shells, the verifier, the commands they ran).
+    children_cpu: f64,
     mock_cpu: f64,
     phases: profile::Snapshot,
 }
@@ -189,6 +191,7 @@ fn matrix_rounds(
         let mock_cpu = mock_model::cpu_seconds() - mock0;
         let c = cpu();
         let cpu_total: f64 = (0..4).map(|i| c[i] - cpu0[i]).sum();
+        let children_cpu = (c[2] - cpu0[2]) + (c[3] - cpu0[3]);
         let results = index::load(&out)?;
         for r in &results {
             let rec = r.record.as_ref().ok_or("a cell has no run.json")?;
@@ -213,6 +216,7 @@ fn matrix_rounds(
         out_rounds.push(Round {
             wall,
             cpu: cpu_total - mock_cpu,
+            children_cpu,
             mock_cpu,
             phases,
         });
@@ -251,16 +255,21 @@ fn summarize(rounds: &[Round], cells: u64, concurrency: usize, latency: Duration
     let walls: Vec<f64> = rounds.iter().map(|r| r.wall).collect();
     let ratio: Vec<f64> = walls.iter().map(|w| w / ideal).collect();
     let cpu_cell: Vec<f64> = rounds.iter().map(|r| r.cpu / cells as f64 * 1e3).collect();
+    let children_cell: Vec<f64> = rounds
+        .iter()
+        .map(|r| r.children_cpu / cells as f64 * 1e3)
+        .collect();
     let mock_cell: Vec<f64> = rounds
         .iter()
         .map(|r| r.mock_cpu / cells as f64 * 1e3)
         .collect();
     println!(
-        "   {cells} cells at concurrency {concurrency}, {CALLS_PER_CELL} model calls + {CALLS_PER_CELL} shell calls per cell, model {} ms: ideal {ideal:.2} s\n   wall: {}\n   wall / ideal: {}\n   CPU per cell (nlah + its child processes): {}\n   CPU per cell of the mock model (excluded above): {}\n   peak RSS of the process so far: {:.0} MB",
+        "   {cells} cells at concurrency {concurrency}, {CALLS_PER_CELL} model calls + {CALLS_PER_CELL} shell calls per cell, model {} ms: ideal {ideal:.2} s\n   wall: {}\n   wall / ideal: {}\n   CPU per cell (nlah + its child processes): {}\n   of which child processes (shell, verifier, commands): {}\n   CPU per cell of the mock model (excluded above): {}\n   peak RSS of the process so far: {:.0} MB",
         latency.as_millis(),
         stats(walls, "s"),
         stats(ratio, "×"),
         stats(cpu_cell, "ms"),
+        stats(children_cell, "ms"),
         stats(mock_cell, "ms"),
         peak_rss_mb(),
     );
