@@ -48,7 +48,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-python3 "$here/mock.py" "$work/port" "$latency" &
+PYTHONDONTWRITEBYTECODE=1 python3 "$here/mock.py" "$work/port" "$latency" &
 mock_pid=$!
 for _ in $(seq 300); do [ -s "$work/port" ] && break; sleep 0.1; done
 [ -s "$work/port" ] || { echo "the mock model did not start" >&2; exit 1; }
@@ -93,7 +93,7 @@ if "$venv/bin/python" -c "import inspect_ai" 2>/dev/null; then
   : >"$work/inspect.txt"
   for r in $(seq "$rounds"); do
     logs="$work/inspect-$r"
-    (cd "$here" && env -i PATH="$venv/bin:$PATH" HOME="$work/home" \
+    (cd "$here" && env -i PATH="$venv/bin:$PATH" HOME="$work/home" PYTHONDONTWRITEBYTECODE=1 \
       MOCK_BASE_URL="$base" MOCK_API_KEY=mock INSPECT_LOG_DIR="$logs" \
       /usr/bin/time -v -o "$work/time-inspect-$r" \
       "$venv/bin/inspect" eval inspect_task.py --model openai-api/mock/mock \
