@@ -1,23 +1,27 @@
 //! `nlah ablate` speed.
 //!
-//! 1. 500 cells at concurrency 64 against a mock model on loopback HTTP (axum, on its own thread
-//!    and runtime) that answers each call after a fixed latency; every cell makes the same 3
-//!    calls (write the result, write a note, write the child's RESPONSE.md, which ends the
-//!    child). Cells run through the local executor exactly as `nlah ablate` runs them (workspaces, git commits, hidden
-//!    verifier, run.json). Wall time against the ideal, ceil(500 / 64) × the model time of one
-//!    cell; the process's CPU time says whether the machine, rather than the scheduling, sets
-//!    the pace.
+//! 0. The workload of issue 20: one-stage tasks (`write-result`, whose hidden verifier checks
+//!    `artifacts/result.txt`), each solved in 3 model calls with 3 `shell` calls (`echo`, `cd`,
+//!    `ls`; the third leaves the child's RESPONSE.md), against a mock model on loopback HTTP
+//!    answering in 200 ms: 50 cells at concurrency 50, then 200 at 200. Cells run through the
+//!    local executor exactly as `nlah ablate` runs them (workspaces, git commits, the child's
+//!    confined shell, the hidden verifier, run.json). Prints wall time against the ideal (3 ×
+//!    the latency), CPU per cell (getrusage of the process and its children, less the mock's
+//!    thread), peak RSS, and where a cell's time goes, per phase (`nlah::profile`).
+//! 1. The ablation: 500 cells of the same workload at concurrency 64, model at 100 ms: wall
+//!    time against the ideal, ceil(500 / 64) × the model time of one cell.
 //! 2. Deciding what to resume in an output folder of 10,000 finished cells (synthetic run.json
 //!    files written directly): reading matrix.json and bringing the index up to date, without an
 //!    index (first scan, which builds it), with a current one, and with 1% of the cells changed;
 //!    plus reading every record through the index (what `nlah report` starts with).
 //!
-//! Run: `cargo bench --bench ablate` (`-- cells` or `-- scan` for one part).
-//! `NLAH_BENCH_LATENCY_MS` (default 200, the latency of `run_overhead`'s mock),
-//! `NLAH_BENCH_CELLS` (500) and `NLAH_BENCH_CONCURRENCY` (64) change part 1, and
-//! `NLAH_BENCH_SPACING_US` the pool's spacing of cell starts (by default
-//! [`local::start_spacing`]; 0 starts them all at once); `NLAH_BENCH_DIR` puts the output folders
-//! on another file system (e.g. /dev/shm); `NLAH_BENCH_KEEP=1` leaves them there for inspection.
+//! Run: `cargo bench --bench ablate` (`-- workload`, `-- cells` or `-- scan` for one part).
+//! `NLAH_BENCH_ROUNDS` (5) sets part 0's repetitions, `NLAH_BENCH_WORKLOAD_LATENCY_MS` (200)
+//! its latency; `NLAH_BENCH_LATENCY_MS` (100), `NLAH_BENCH_CELLS` (500) and
+//! `NLAH_BENCH_CONCURRENCY` (64) change part 1, and `NLAH_BENCH_SPACING_US` the pool's spacing
+//! of cell starts (by default [`local::start_spacing`]; 0 starts them all at once);
+//! `NLAH_BENCH_DIR` puts the output folders on another file system (e.g. /dev/shm);
+//! `NLAH_BENCH_KEEP=1` leaves them there for inspection.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -31,11 +35,12 @@ use nlah::ablation::{Cell, MATRIX_SCHEMA, Matrix, Variant};
 use nlah::charter;
 use nlah::diag::Diags;
 use nlah::engine::RunSettings;
+use nlah::profile;
 use nlah::record::Usage;
 use nlah::record::{
     HarnessRef, Metrics, RunOutcome, RunRecord, SCHEMA, StageMetrics, TaskRef, VerifierRecord,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[path = "support/mock_model.rs"]
 mod mock_model;
@@ -89,38 +94,49 @@ fn cpu() -> [f64; 4] {
     out
 }
 
-/// A mock model: after `latency`, the first call writes the result, the second a note, the
-/// third the child's RESPONSE.md (which ends the child).
-/// Each cell's child writes the result, a note and its RESPONSE.md (which ends it).
+/// The mock model's answers, the issue's workload: three `shell` calls (`echo`, `cd`, `ls`), the
+/// last of which leaves the child's RESPONSE.md, which ends it; `cd` must persist between calls
+/// (the child's long-lived shell) for the third to find the child's folder.
 fn mock_answer(turn: usize, child: &str) -> mock_model::Answer {
-    let write = |args: Value| Some(("write".to_string(), args.to_string()));
+    let shell = |command: String| {
+        Some((
+            "shell".to_string(),
+            json!({ "command": command }).to_string(),
+        ))
+    };
     let call = match turn {
-        0 => write(json!({"path": "artifacts/result.txt", "content": "42\n"})),
-        1 => write(json!({"path": "artifacts/notes.md", "content": "checked\n"})),
-        2 => write(
-            json!({"path": format!("children/{child}/RESPONSE.md"), "content": "status: done\n"}),
-        ),
+        0 => shell("echo 42 > artifacts/result.txt".into()),
+        1 => shell("cd repo".into()),
+        2 => shell(format!(
+            "ls >/dev/null && printf 'status: done\\n' > ../children/{child}/RESPONSE.md"
+        )),
         _ => None,
     };
     let text = if call.is_some() { "" } else { "Finished." };
     (text.to_string(), call)
 }
 
-fn part1(dir: &Path) -> Res<()> {
-    let latency = Duration::from_millis(env_or("NLAH_BENCH_LATENCY_MS", 200));
-    let cells = env_or("NLAH_BENCH_CELLS", 500);
-    let concurrency = env_or("NLAH_BENCH_CONCURRENCY", 64) as usize;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let base = mock_model::serve(latency, mock_answer);
-    // SAFETY: set before any thread of ours reads the environment (the runtime's workers do
-    // not); the engine reads it to reach the mock, as `nlah ablate` would.
-    unsafe {
-        std::env::set_var("OPENAI_BASE_URL", &base);
-        std::env::remove_var("OPENAI_API_KEY");
-        std::env::remove_var("NLAH_PRICES");
-    }
+/// What one round of a matrix cost.
+struct Round {
+    wall: f64,
+    /// user + system CPU seconds of this process and its waited-for children, the mock's
+    /// thread excluded.
+    cpu: f64,
+    /// Of which the child processes' (shells, the verifier, the commands they ran).
+    children_cpu: f64,
+    mock_cpu: f64,
+    phases: profile::Snapshot,
+}
+
+/// Runs `cells` cells of the workload at `concurrency`, `rounds` times, each round into a new
+/// output folder; checks that every cell passed after 3 calls.
+fn matrix_rounds(
+    dir: &Path,
+    rt: &tokio::runtime::Runtime,
+    cells: u64,
+    concurrency: usize,
+    rounds: usize,
+) -> Res<Vec<Round>> {
     let design = dir.join("one.toml");
     std::fs::write(&design, "[[variant]]\nname = \"basic\"\nmodules = []\n")?;
     let harness = root().join("harness-skills/basic");
@@ -136,12 +152,9 @@ fn part1(dir: &Path) -> Res<()> {
     })?;
     let mut diags = Diags::default();
     let charter = charter::load(&root().join("runtime-charter"), &mut diags)?;
-    let per_cell = latency.as_secs_f64() * CALLS_PER_CELL as f64;
-    let ideal = (cells as f64 / concurrency as f64).ceil() * per_cell;
-    let mut walls = Vec::new();
-    let mut cpus = Vec::new();
-    for round in 0..3 {
-        let out = dir.join(format!("matrix-{round}"));
+    let mut out_rounds = Vec::new();
+    for round in 0..rounds {
+        let out = dir.join(format!("matrix-{cells}-{concurrency}-{round}"));
         std::fs::create_dir_all(&out)?;
         let file = matrix::install(
             &out,
@@ -156,31 +169,14 @@ fn part1(dir: &Path) -> Res<()> {
         )?;
         let runner = std::sync::Arc::new(Runner::new(out.clone(), file, charter.clone())?);
         let pending: Vec<Cell> = m.cells.clone();
-        // Each cell's time from start to result, as the executor reports them.
-        let busy = std::sync::Arc::new(std::sync::Mutex::new((
-            std::collections::HashMap::<usize, Instant>::new(),
-            0.0f64,
-        )));
-        let b = busy.clone();
-        let sink: nlah::ablation::executor::Sink = std::sync::Arc::new(move |e: &Event| {
-            let Ok(mut g) = b.lock() else { return };
-            match e {
-                Event::Started { cell, .. } => {
-                    g.0.insert(cell.index, Instant::now());
-                }
-                Event::Finished { cell, .. } | Event::Failed { cell, .. } => {
-                    if let Some(t) = g.0.remove(&cell.index) {
-                        g.1 += t.elapsed().as_secs_f64();
-                    }
-                }
-                _ => {}
-            }
-        });
+        let sink: nlah::ablation::executor::Sink = std::sync::Arc::new(|_: &Event| {});
         let mut pool = local::Local::new(concurrency, None);
         if let Ok(us) = std::env::var("NLAH_BENCH_SPACING_US") {
             pool.spacing = Duration::from_micros(us.parse()?);
         }
         let cpu0 = cpu();
+        let mock0 = mock_model::cpu_seconds();
+        let phases0 = profile::snapshot();
         let t = Instant::now();
         let report = rt.block_on(local::run(
             runner,
@@ -191,28 +187,24 @@ fn part1(dir: &Path) -> Res<()> {
             std::future::pending::<()>(),
         ));
         let wall = t.elapsed().as_secs_f64();
+        let phases = profile::snapshot().since(&phases0);
+        let mock_cpu = mock_model::cpu_seconds() - mock0;
         let c = cpu();
-        let d: Vec<f64> = (0..4).map(|i| c[i] - cpu0[i]).collect();
-        let cpu_total: f64 = d.iter().sum();
-        println!(
-            "   round {round}: {wall:.2} s wall; CPU {cpu_total:.2} s = nlah {:.2} user + {:.2} system, child processes {:.2} user + {:.2} system",
-            d[0], d[1], d[2], d[3]
-        );
+        let cpu_total: f64 = (0..4).map(|i| c[i] - cpu0[i]).sum();
+        let children_cpu = (c[2] - cpu0[2]) + (c[3] - cpu0[3]);
         let results = index::load(&out)?;
-        let busy = busy.lock().map(|b| b.1).unwrap_or_default();
-        println!(
-            "   round {round}: a cell took {:.2} s from start to run.json on average ({per_cell:.2} s of it the model's); the pool kept its {concurrency} slots {:.0}% busy",
-            busy / results.len().max(1) as f64,
-            busy / (concurrency as f64 * wall) * 100.0
-        );
         for r in &results {
             let rec = r.record.as_ref().ok_or("a cell has no run.json")?;
-            if rec.outcome != RunOutcome::Passed || rec.metrics.total.calls != CALLS_PER_CELL {
+            if rec.outcome != RunOutcome::Passed
+                || rec.metrics.total.calls != CALLS_PER_CELL
+                || rec.metrics.tool_calls != CALLS_PER_CELL
+            {
                 return Err(format!(
-                    "cell {}: {} after {} calls ({})",
+                    "cell {}: {} after {} calls and {} tool calls ({})",
                     r.cell.id,
                     rec.outcome.as_str(),
                     rec.metrics.total.calls,
+                    rec.metrics.tool_calls,
                     rec.reason
                 )
                 .into());
@@ -221,18 +213,124 @@ fn part1(dir: &Path) -> Res<()> {
         if report.errors > 0 {
             return Err(format!("{} cells failed", report.errors).into());
         }
-        walls.push(wall);
-        cpus.push(cpu_total);
+        out_rounds.push(Round {
+            wall,
+            cpu: cpu_total - mock_cpu,
+            children_cpu,
+            mock_cpu,
+            phases,
+        });
         // Kept until the end: on ext4, files created right after many were deleted are slower
         // to make, which would slow the next round for a reason of the benchmark's own.
     }
-    let over: Vec<f64> = walls.iter().map(|w| (w / ideal - 1.0) * 100.0).collect();
+    Ok(out_rounds)
+}
+
+/// Peak resident memory of this process so far, in MB.
+fn peak_rss_mb() -> f64 {
+    // SAFETY: getrusage fills the struct it is given; a zeroed rusage is a valid value.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    u.ru_maxrss as f64 / 1024.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Prints a matrix's rounds: wall against the ideal, CPU per cell, and the phases of a cell.
+fn summarize(rounds: &[Round], cells: u64, concurrency: usize, latency: Duration) {
+    let per_cell = latency.as_secs_f64() * CALLS_PER_CELL as f64;
+    let ideal = (cells as f64 / concurrency as f64).ceil() * per_cell;
+    let walls: Vec<f64> = rounds.iter().map(|r| r.wall).collect();
+    let ratio: Vec<f64> = walls.iter().map(|w| w / ideal).collect();
+    let cpu_cell: Vec<f64> = rounds.iter().map(|r| r.cpu / cells as f64 * 1e3).collect();
+    let children_cell: Vec<f64> = rounds
+        .iter()
+        .map(|r| r.children_cpu / cells as f64 * 1e3)
+        .collect();
+    let mock_cell: Vec<f64> = rounds
+        .iter()
+        .map(|r| r.mock_cpu / cells as f64 * 1e3)
+        .collect();
     println!(
-        "1. {cells} cells, concurrency {concurrency}, {CALLS_PER_CELL} model calls per cell at {} ms over loopback HTTP: ideal {ideal:.2} s (ceil({cells}/{concurrency}) × {per_cell:.2} s)\n   wall: {}\n   over ideal: {}\n   CPU (process + children): {} on {} core(s)",
+        "   {cells} cells at concurrency {concurrency}, {CALLS_PER_CELL} model calls + {CALLS_PER_CELL} shell calls per cell, model {} ms: ideal {ideal:.2} s\n   wall: {}\n   wall / ideal: {}\n   CPU per cell (nlah + its child processes): {}\n   of which child processes (shell, verifier, commands): {}\n   CPU per cell of the mock model (excluded above): {}\n   peak RSS of the process so far: {:.0} MB",
         latency.as_millis(),
         stats(walls, "s"),
-        stats(over, "%"),
-        stats(cpus, "s"),
+        stats(ratio, "×"),
+        stats(cpu_cell, "ms"),
+        stats(children_cell, "ms"),
+        stats(mock_cell, "ms"),
+        peak_rss_mb(),
+    );
+    println!(
+        "   phases of a cell (wall time inside each, summed over the cell's threads; median over rounds):"
+    );
+    for p in profile::Phase::ALL {
+        let ms: Vec<f64> = rounds
+            .iter()
+            .map(|r| r.phases.get(p).nanos as f64 / 1e6 / cells as f64)
+            .collect();
+        let n: Vec<f64> = rounds
+            .iter()
+            .map(|r| r.phases.get(p).count as f64 / cells as f64)
+            .collect();
+        println!(
+            "     {:<30} {:>8.2} ms per cell  ({:.1} per cell)",
+            p.name(),
+            median(ms),
+            median(n)
+        );
+    }
+}
+
+/// Sets the model server the engine reaches (as `nlah ablate` reads it from its environment).
+fn point_at(base: &str) {
+    // SAFETY: called between matrices, while no cell runs and no thread of ours reads the
+    // environment (the runtime's workers are idle; the mock servers do not read it).
+    unsafe {
+        std::env::set_var("OPENAI_BASE_URL", base);
+        std::env::remove_var("OPENAI_API_KEY");
+        std::env::remove_var("NLAH_PRICES");
+    }
+}
+
+/// The issue's workload: 50 cells at concurrency 50, and 200 at 200, model at 200 ms.
+fn workload(dir: &Path, rt: &tokio::runtime::Runtime) -> Res<()> {
+    let latency = Duration::from_millis(env_or("NLAH_BENCH_WORKLOAD_LATENCY_MS", 200));
+    let rounds = env_or("NLAH_BENCH_ROUNDS", 5) as usize;
+    point_at(&mock_model::serve(latency, mock_answer));
+    println!(
+        "0. the workload (one-stage task, 3 model calls with 3 shell calls, hidden verifier), {rounds} rounds"
+    );
+    for n in [50u64, 200] {
+        let r = matrix_rounds(dir, rt, n, n as usize, rounds)?;
+        summarize(&r, n, n as usize, latency);
+    }
+    Ok(())
+}
+
+fn part1(dir: &Path, rt: &tokio::runtime::Runtime) -> Res<()> {
+    let latency = Duration::from_millis(env_or("NLAH_BENCH_LATENCY_MS", 100));
+    let cells = env_or("NLAH_BENCH_CELLS", 500);
+    let concurrency = env_or("NLAH_BENCH_CONCURRENCY", 64) as usize;
+    point_at(&mock_model::serve(latency, mock_answer));
+    println!("1. the ablation: {cells} cells, 3 rounds");
+    let r = matrix_rounds(dir, rt, cells, concurrency, 3)?;
+    summarize(&r, cells, concurrency, latency);
+    println!(
+        "   CPU: {} on {} core(s)",
+        stats(r.iter().map(|r| r.cpu).collect(), "s"),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     Ok(())
@@ -502,15 +600,26 @@ fn main() -> Res<()> {
         None => tempfile::tempdir()?,
     };
     println!("output folders under {}", dir.path().display());
-    let only = std::env::args().find(|a| a == "scan" || a == "cells");
-    if only.as_deref() != Some("scan") {
-        part1(dir.path())?;
+    // Kept from the start, so that a failed check leaves the cells to look at.
+    let (path, _dir) = if std::env::var_os("NLAH_BENCH_KEEP").is_some() {
+        println!("kept");
+        (dir.keep(), None)
+    } else {
+        (dir.path().to_path_buf(), Some(dir))
+    };
+    let only = std::env::args().find(|a| ["scan", "cells", "workload"].contains(&a.as_str()));
+    let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if runs("workload") {
+        workload(&path, &rt)?;
     }
-    if only.as_deref() != Some("cells") {
-        part2(dir.path())?;
+    if runs("cells") {
+        part1(&path, &rt)?;
     }
-    if std::env::var_os("NLAH_BENCH_KEEP").is_some() {
-        println!("kept {}", dir.keep().display());
+    if runs("scan") {
+        part2(&path)?;
     }
     Ok(())
 }

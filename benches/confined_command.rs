@@ -7,7 +7,8 @@
 //! and of its waited-for children); then `true` (a builtin) and `/bin/true` (a program) sent to
 //! one long-lived confined shell (`sandbox::session`, what the `shell` tool uses: its CPU is the
 //! whole loop's, the shell's start and end included, per command, so it has no spread); then
-//! the unconfined reference (`bash -c true` from `std::process::Command`).
+//! the check the `shell` tool makes before each call, as `assess` (the whole plan) and as
+//! `processes_enforced` (what it uses); then the unconfined reference (`bash -c true` from `std::process::Command`).
 //!
 //! Run: `cargo bench --bench confined_command`.
 
@@ -96,6 +97,26 @@ async fn main() {
             let per = (cpu() - before) / n as u32;
             stats(&format!("session {command}"), wall, vec![per]);
         }
+    }
+    // What the shell tool asks before each call: whether sessions hold. `assess` prepares the
+    // whole plan (a Landlock ruleset: a system call per readable path), which the tool paid per
+    // call before `processes_enforced`.
+    for (name, f) in [
+        (
+            "assess",
+            (|c: &Confinement| sandbox::assess(c).processes == sandbox::Level::Enforced)
+                as fn(&Confinement) -> bool,
+        ),
+        ("processes?", sandbox::processes_enforced),
+    ] {
+        let (mut wall, mut used) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            let (t, c) = (Instant::now(), cpu());
+            std::hint::black_box(f(&confinement));
+            wall.push(t.elapsed());
+            used.push(cpu() - c);
+        }
+        stats(name, wall, used);
     }
     let (mut wall, mut used) = (Vec::new(), Vec::new());
     for _ in 0..n {

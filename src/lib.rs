@@ -18,6 +18,7 @@ pub mod inspect;
 pub mod interface;
 pub mod migrate;
 pub mod model;
+pub mod profile;
 pub mod record;
 pub mod report;
 pub mod sandbox;

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -48,6 +49,8 @@ pub fn serve(
 ) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // SAFETY: gettid takes nothing and cannot fail.
+        MOCK_TID.store(unsafe { libc::gettid() }, Ordering::Relaxed);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -82,6 +85,20 @@ pub fn serve(
         })
     });
     rx.recv().expect("the mock server's address")
+}
+
+/// The thread the last server started runs on (its runtime is single-threaded).
+static MOCK_TID: AtomicI32 = AtomicI32::new(0);
+
+/// CPU seconds the mock server's thread has used so far (0 when unknown): a benchmark of the
+/// same process subtracts it, since the model's server is not part of what nlah costs.
+#[allow(dead_code)]
+pub fn cpu_seconds() -> f64 {
+    let tid = MOCK_TID.load(Ordering::Relaxed);
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e9)
 }
 
 /// Waits `d` on the kernel's high-resolution timer (a timerfd). tokio's timer counts whole

@@ -79,6 +79,7 @@ impl ToolBox {
     }
 
     pub async fn call(&self, call: &ToolCall) -> ToolOutput {
+        let _p = crate::profile::phase(crate::profile::Phase::Tool);
         if call.name == finish::NAME {
             return finish::call(&self.ctx, &call.arguments);
         }
@@ -354,7 +355,10 @@ pub async fn run(s: Session<'_>) -> SessionResult {
             let attempt = || async {
                 tally.lock().in_flight = Some(Instant::now());
                 let started = Instant::now();
-                let r = backend.complete(&req).await;
+                let r = {
+                    let _p = crate::profile::phase(crate::profile::Phase::ModelCall);
+                    backend.complete(&req).await
+                };
                 tally.lock().in_flight = None;
                 if let Err(e) = &r
                     && e.reached_server()
@@ -493,6 +497,7 @@ impl Transcript {
     }
 
     fn write(&mut self, line: &Line) {
+        let _p = crate::profile::phase(crate::profile::Phase::Transcript);
         use std::io::Write;
         if let (Some(f), Ok(mut s)) = (self.0.as_mut(), serde_json::to_string(line)) {
             s.push('\n');

@@ -330,6 +330,7 @@ fn copy_scripts(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// Prepares a run: harness, task and workspace. Errors here are configuration errors.
 pub fn prepare(opts: RunOptions) -> Result<Run, EngineError> {
+    let _p = crate::profile::phase(crate::profile::Phase::Workspace);
     let Built { composed, harness } = match &opts.built {
         Some(b) => b.clone(),
         None => Built::new(&opts.harness, &opts.toggles)?,
@@ -395,6 +396,7 @@ pub fn prepare(opts: RunOptions) -> Result<Run, EngineError> {
 
 /// Runs a harness on a task to the end.
 pub async fn run(opts: RunOptions) -> Result<RunReport, EngineError> {
+    let _p = crate::profile::phase(crate::profile::Phase::Run);
     let run = prepare(opts)?;
     let started = Instant::now();
     let started_at = now();
@@ -697,6 +699,7 @@ fn finish(run: &Run, record: RunRecord) -> Result<RunReport, EngineError> {
 }
 
 fn write_record(run: &Run, record: &RunRecord) -> Result<(), WorkspaceError> {
+    let _p = crate::profile::phase(crate::profile::Phase::Record);
     let json = serde_json::to_string_pretty(record).map_err(|e| WorkspaceError::Io {
         path: run.ws.path("run.json"),
         source: std::io::Error::other(e),

@@ -95,7 +95,10 @@ impl Endpoint {
         for (name, value) in headers {
             http = http.header(*name, *value);
         }
-        http = http.json(body);
+        http = {
+            let _p = crate::profile::phase(crate::profile::Phase::Request);
+            http.json(body)
+        };
         if let Some(key) = &self.api_key {
             http = match self.auth {
                 Auth::Bearer => http.bearer_auth(key),

@@ -220,7 +220,10 @@ impl OpenAiBackend {
     }
 
     async fn call(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {
-        let body = self.request_body(req)?;
+        let body = {
+            let _p = crate::profile::phase(crate::profile::Phase::Request);
+            self.request_body(req)?
+        };
         let started = Instant::now();
         let answer = self.endpoint.post(&body, &[("X-Title", "nlah")]).await?;
         let (mut message, finish_reason, mut usage) = match answer {
@@ -494,6 +497,7 @@ fn tool_call(index: usize, id: &str, name: String, arguments: String) -> ToolCal
 
 /// A whole (non-streamed) completion: servers that ignore `stream` answer this way.
 fn parse_completion(v: &Value) -> Result<(Message, String, Usage), ModelError> {
+    let _p = crate::profile::phase(crate::profile::Phase::Response);
     if let Some(err) = provider_error(v) {
         return Err(err);
     }
@@ -540,6 +544,7 @@ fn assemble_stream(
     events: &[SseEvent],
     usage: &mut Option<Usage>,
 ) -> Result<(Message, String), ModelError> {
+    let _p = crate::profile::phase(crate::profile::Phase::Response);
     let mut content = String::new();
     let mut calls: BTreeMap<usize, PartialCall> = BTreeMap::new();
     let mut last_index: Option<usize> = None;

@@ -391,6 +391,49 @@ fn leave_session() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether a command gets a PID namespace of its own, how well that contains its processes, and
+/// what to note about it; `user_ns`: the command's network namespace comes in a user namespace
+/// of its own.
+fn processes_plan(s: &Support, user_ns: bool) -> (bool, Level, Option<String>) {
+    match s.pid {
+        pidns::PidMode::None => (
+            false,
+            Level::Unavailable,
+            Some("no PID namespace: processes that leave the command's group outlive it".into()),
+        ),
+        // Root makes one anywhere; an unprivileged user only inside the user namespace its
+        // network namespace comes in.
+        pidns::PidMode::Root => (
+            true,
+            Level::Enforced,
+            Some("PID namespace of its own".into()),
+        ),
+        pidns::PidMode::InUserNamespace if user_ns => (
+            true,
+            Level::Enforced,
+            Some("PID namespace of its own".into()),
+        ),
+        pidns::PidMode::InUserNamespace => (
+            false,
+            Level::Unavailable,
+            Some(
+                "no PID namespace (an unprivileged command with network has no user namespace): \
+                 processes that leave the command's group outlive it"
+                    .into(),
+            ),
+        ),
+    }
+}
+
+/// What [`assess`] says of processes, without preparing the rest (a Landlock ruleset costs
+/// system calls per path): whether commands confined as `c` run in a PID namespace of their own
+/// that the guardian watches.
+pub fn processes_enforced(c: &Confinement) -> bool {
+    let s = support();
+    let user_ns = !c.network && s.net == netns::NetMode::UserAndNet;
+    processes_plan(s, user_ns).1 == Level::Enforced && guardian::available()
+}
+
 impl Plan {
     fn new(c: &Confinement) -> Plan {
         let s = support();
@@ -432,37 +475,11 @@ impl Plan {
         if drop_caps {
             notes.push("root keeps Docker's default capabilities minus CAP_MKNOD".to_string());
         }
-        let (pid_ns, processes) = match s.pid {
-            pidns::PidMode::None => {
-                notes.push(
-                    "no PID namespace: processes that leave the command's group outlive it"
-                        .to_string(),
-                );
-                (false, Level::Unavailable)
-            }
-            // Root makes one anywhere; an unprivileged user only inside the user namespace its
-            // network namespace comes in.
-            pidns::PidMode::Root => {
-                notes.push("PID namespace of its own".to_string());
-                (true, Level::Enforced)
-            }
-            pidns::PidMode::InUserNamespace
-                if net
-                    .as_ref()
-                    .is_some_and(|n| n.mode() == netns::NetMode::UserAndNet) =>
-            {
-                notes.push("PID namespace of its own".to_string());
-                (true, Level::Enforced)
-            }
-            pidns::PidMode::InUserNamespace => {
-                notes.push(
-                    "no PID namespace (an unprivileged command with network has no user \
-                     namespace): processes that leave the command's group outlive it"
-                        .to_string(),
-                );
-                (false, Level::Unavailable)
-            }
-        };
+        let user_ns = net
+            .as_ref()
+            .is_some_and(|n| n.mode() == netns::NetMode::UserAndNet);
+        let (pid_ns, processes, note) = processes_plan(s, user_ns);
+        notes.extend(note);
         let processes = if processes == Level::Enforced && !guardian::available() {
             notes.push("no guardian: a command outlives nlah killed with SIGKILL".to_string());
             Level::Partial

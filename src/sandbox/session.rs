@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::exec::{Capture, ShellResult};
 use super::spawn::{Child, Launch};
-use super::{Confinement, Enforcement, EnvAllowList, Level, SandboxError, Scratch};
+use super::{Confinement, Enforcement, EnvAllowList, SandboxError, Scratch};
 
 /// A running shell.
 pub struct ShellSession {
@@ -52,7 +52,7 @@ fn io(context: &str) -> impl FnOnce(std::io::Error) -> SandboxError + '_ {
 impl ShellSession {
     /// Whether sessions can be used with `c`: only with a PID namespace of their own.
     pub fn available(c: &Confinement) -> bool {
-        super::assess(c).processes == Level::Enforced
+        super::processes_enforced(c)
     }
 
     /// Starts `bash` reading commands from a pipe, in `cwd`, confined as `c`.
@@ -61,6 +61,7 @@ impl ShellSession {
         c: &Confinement,
         allow_env: &EnvAllowList,
     ) -> Result<ShellSession, SandboxError> {
+        let _p = crate::profile::phase(crate::profile::Phase::ShellStart);
         let scratch = Scratch::prepare(cwd)?;
         let (out_reader, out_writer) = std::io::pipe().map_err(io("cannot create a pipe"))?;
         let (in_reader, in_writer) = std::io::pipe().map_err(io("cannot create a pipe"))?;
@@ -113,6 +114,7 @@ impl ShellSession {
         timeout: Duration,
         cap: usize,
     ) -> Result<SessionRun, SandboxError> {
+        let _p = crate::profile::phase(crate::profile::Phase::ShellRun);
         let nonce = nonce();
         let marker = format!("\n__NLAH_{nonce}_");
         let line = format!(

@@ -81,6 +81,7 @@ pub async fn verify(
     repo_dir: &Path,
     launcher: Launcher<'_>,
 ) -> Result<Verdict, TaskError> {
+    let _p = crate::profile::phase(crate::profile::Phase::Verifier);
     let command = task
         .verifier_command()
         .ok_or_else(|| TaskError::NoVerifier {

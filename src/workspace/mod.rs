@@ -154,6 +154,7 @@ impl Workspace {
 
     /// Appends an event to the history.
     pub fn event(&self, kind: EventKind) -> Result<Event, WorkspaceError> {
+        let _p = crate::profile::phase(crate::profile::Phase::Event);
         self.log.append(kind).map_err(io(self.log.path()))
     }
 
@@ -161,6 +162,7 @@ impl Workspace {
     /// synced here: appended events survive a killed process as they are; [`Workspace::sync`]
     /// makes a finished run durable against losing the machine.
     pub fn commit(&self, message: &str) -> Result<git2::Oid, WorkspaceError> {
+        let _p = crate::profile::phase(crate::profile::Phase::Commit);
         let mut git = self.git.lock().unwrap_or_else(|p| p.into_inner());
         let Git { repo, snapshot } = &mut *git;
         let commit = snapshot.commit(repo, &self.root, message)?;
@@ -176,6 +178,7 @@ impl Workspace {
     /// is written to match the last commit (so `git status` in the workspace is clean) and the
     /// history is flushed to disk.
     pub fn sync(&self) -> Result<(), WorkspaceError> {
+        let _p = crate::profile::phase(crate::profile::Phase::Sync);
         {
             let mut git = self.git.lock().unwrap_or_else(|p| p.into_inner());
             let Git { repo, snapshot } = &mut *git;
