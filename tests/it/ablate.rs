@@ -433,17 +433,20 @@ async fn designs_files_and_bad_input() {
         "[[variant]]\nname = \"both\"\nmodules = [\"reflect\", \"reviewer\"]\n\n[[variant]]\nname = \"reflect-only\"\nmodules = [\"reflect\"]\n",
     )
     .unwrap();
-    let mut cmd = env.nlah();
-    cmd.args([
-        "ablate",
-        MINI,
-        "tests/fixtures/ablate-tasks/alpha",
-        "--design",
-    ])
-    .arg(&design)
-    .args(["--model", "openai:mock-1", "--json", "--out"])
-    .arg(&out);
-    let o = output(cmd).await;
+    let with_design = || {
+        let mut cmd = env.nlah();
+        cmd.args([
+            "ablate",
+            MINI,
+            "tests/fixtures/ablate-tasks/alpha",
+            "--design",
+        ])
+        .arg(&design)
+        .args(["--model", "openai:mock-1", "--json", "--out"])
+        .arg(&out);
+        cmd
+    };
+    let o = output(with_design()).await;
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let m = matrix(&out);
     assert_eq!(m["design"], "pair");
@@ -462,17 +465,7 @@ async fn designs_files_and_bad_input() {
     .unwrap();
     let before = model.served().calls;
     let created = matrix(&out)["created"].clone();
-    let mut cmd = env.nlah();
-    cmd.args([
-        "ablate",
-        MINI,
-        "tests/fixtures/ablate-tasks/alpha",
-        "--design",
-    ])
-    .arg(&design)
-    .args(["--model", "openai:mock-1", "--json", "--out"])
-    .arg(&out);
-    let o = output(cmd).await;
+    let o = output(with_design()).await;
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let m = matrix(&out);
     assert_eq!(m["cells"].as_array().unwrap().len(), 3);
