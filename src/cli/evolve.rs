@@ -96,11 +96,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     if a.iterations == 0 || a.edits == 0 || a.seeds == 0 {
         anyhow::bail!("--iterations, --edits and --seeds must each be at least 1");
     }
-    let harness_name = harness
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "harness".into());
+    let harness_name = super::harness_name(&harness);
     let out = a
         .out
         .clone()

@@ -127,6 +127,15 @@ fn chain(e: &anyhow::Error) -> String {
     out
 }
 
+/// A harness folder's own name (for default output folders), `harness` when it has none.
+pub fn harness_name(folder: &Path) -> String {
+    folder
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "harness".into())
+}
+
 /// A harness given by path, or by name under `./harness-skills/`.
 pub fn resolve_harness(arg: &Path) -> anyhow::Result<PathBuf> {
     if arg.is_dir() {

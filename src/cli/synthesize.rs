@@ -86,11 +86,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         TargetArg::Filter => Target::Filter,
         TargetArg::Policy => Target::Policy,
     };
-    let name = harness
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "harness".into());
+    let name = super::harness_name(&harness);
     let out = a
         .out
         .clone()

@@ -609,20 +609,8 @@ pub fn render(r: &AblationReport) -> String {
         }
         s.push_str(&html_table(&super::transfer::table(t), None));
     }
-    if !r.other_folders.is_empty() {
-        let names: Vec<String> = r
-            .other_folders
-            .iter()
-            .map(|p| format!("`{}`", p.display()))
-            .collect();
-        let _ = writeln!(
-            s,
-            "<p class=\"muted\">{}</p>",
-            inline(&format!(
-                "The tables above are of the first folder; {} joined the transfer table only.",
-                names.join(", ")
-            ))
-        );
+    if let Some(line) = super::transfer::other_folders_note(&r.other_folders) {
+        let _ = writeln!(s, "<p class=\"muted\">{}</p>", inline(&line));
     }
     s.push_str("</main>\n</body>\n</html>\n");
     s

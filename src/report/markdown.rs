@@ -159,16 +159,8 @@ pub fn render(r: &AblationReport) -> String {
         s.push('\n');
         s.push_str(&pipe_table(&super::transfer::table(t)));
     }
-    if !r.other_folders.is_empty() {
-        let names: Vec<String> = r
-            .other_folders
-            .iter()
-            .map(|p| format!("`{}`", p.display()))
-            .collect();
-        s.push_str(&format!(
-            "\nThe tables above are of the first folder; {} joined the transfer table only.\n",
-            names.join(", ")
-        ));
+    if let Some(line) = super::transfer::other_folders_note(&r.other_folders) {
+        s.push_str(&format!("\n{line}\n"));
     }
     s
 }

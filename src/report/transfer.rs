@@ -375,6 +375,21 @@ pub(super) fn sentences(t: &Transfer) -> Vec<String> {
     v
 }
 
+/// The sentence that says which folders joined only the transfer table, when any did.
+pub fn other_folders_note(folders: &[std::path::PathBuf]) -> Option<String> {
+    if folders.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = folders
+        .iter()
+        .map(|p| format!("`{}`", p.display()))
+        .collect();
+    Some(format!(
+        "The tables above are of the first folder; {} joined the transfer table only.",
+        names.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
