@@ -1,6 +1,8 @@
 //! The critic: what a node's rollouts did, read back from each rollout's record. It counts
 //! legal and illegal actions and collects failed steps (up to [`MAX_FAILED`]): the observation,
-//! the action, why it failed, and what the check said about it.
+//! the action, why it failed, and what the check said about it. A rejection that the player
+//! answered by giving up (the episode ended open right after it) counts as an illegal step of the
+//! harness: the check and the player together got no legal action to the game.
 
 use std::path::Path;
 
@@ -26,6 +28,10 @@ pub enum Check {
     Chose,
     /// The script failed (crashed, hung, answered garbage).
     Crashed,
+    /// It rejected the action and the player gave up: the episode ended open with this
+    /// rejection its last word, and the game never judged the action. A check that rejects
+    /// legal actions ends games this way, so the check is suspect too.
+    Abandoned,
 }
 
 impl Check {
@@ -37,6 +43,10 @@ impl Check {
             }
             Check::Chose => "the policy chose it",
             Check::Crashed => "the script failed",
+            Check::Abandoned => {
+                "the check rejected it and the player gave up; the game never judged it, so the \
+                 check may be rejecting legal actions"
+            }
         }
     }
 }
@@ -70,6 +80,50 @@ pub struct Rollout {
     pub failures: Vec<FailedStep>,
 }
 
+/// What the code verifier said about a child's action since its last one reached the game.
+struct Said {
+    child: String,
+    rule: String,
+    message: String,
+    /// The action it was about (`tool {arguments}`).
+    action: String,
+}
+
+/// Counts each child whose last word from the check was a rejection, in an episode that ended
+/// open, as one illegal step ([`Check::Abandoned`]).
+fn abandoned(r: &mut Rollout, said: &[Said], seen: &[(String, String)], cell: &str, task: &str) {
+    let mut children: Vec<&str> = Vec::new();
+    for s in said {
+        if !children.contains(&s.child.as_str()) {
+            children.push(&s.child);
+        }
+    }
+    for child in children {
+        let Some(last) = said.iter().rfind(|s| s.child == child) else {
+            continue;
+        };
+        if last.rule != "illegal-action" {
+            continue;
+        }
+        r.illegal += 1;
+        r.failures.push(FailedStep {
+            cell: cell.into(),
+            task: task.into(),
+            child: child.into(),
+            step: 0,
+            observation: seen
+                .iter()
+                .rfind(|s| s.0 == child)
+                .map(|s| s.1.clone())
+                .unwrap_or_default(),
+            action: last.action.clone(),
+            why: "the player stopped after this rejection; the episode ended open".into(),
+            check: Check::Abandoned,
+            check_said: last.message.clone(),
+        });
+    }
+}
+
 /// Reads the rollout in `dir` (a cell's workspace) of `task`.
 pub fn read(dir: &Path, cell: &str, task: &str) -> Option<(RunRecord, Rollout)> {
     let text = std::fs::read_to_string(dir.join("run.json")).ok()?;
@@ -87,7 +141,9 @@ pub fn read(dir: &Path, cell: &str, task: &str) -> Option<(RunRecord, Rollout)> 
         rec.outcome == RunOutcome::Error && rec.error_class.as_deref() == Some(CODE_ERROR);
     r.infra_error = rec.outcome == RunOutcome::Error && !code_error;
     // Since the last action of each child: what the code verifier said.
-    let mut said: Vec<(String, String, String)> = Vec::new();
+    let mut said: Vec<Said> = Vec::new();
+    // Each child's last observation, for a step that never reached the game.
+    let mut seen: Vec<(String, String)> = Vec::new();
     for e in &events {
         match &e.kind {
             EventKind::Intervention {
@@ -95,9 +151,15 @@ pub fn read(dir: &Path, cell: &str, task: &str) -> Option<(RunRecord, Rollout)> 
                 layer,
                 rule,
                 message,
+                before,
                 ..
             } if layer == CODE_ERROR => {
-                said.push((child.clone(), rule.clone(), message.clone()));
+                said.push(Said {
+                    child: child.clone(),
+                    rule: rule.clone(),
+                    message: message.clone(),
+                    action: before.clone(),
+                });
                 if rule == "fault" {
                     r.code_error = true;
                     r.failures.push(FailedStep {
@@ -122,13 +184,12 @@ pub fn read(dir: &Path, cell: &str, task: &str) -> Option<(RunRecord, Rollout)> 
                 observation,
                 ..
             } => {
-                let mine: Vec<&(String, String, String)> =
-                    said.iter().filter(|s| s.0 == *child).collect();
                 if *invalid {
                     r.illegal += 1;
-                    let (check, check_said) = match mine.last() {
-                        Some((_, rule, m)) if rule == "fallback" => (Check::Rejected, m.clone()),
-                        Some((_, rule, m)) if rule == "policy" => (Check::Chose, m.clone()),
+                    let last = said.iter().rfind(|s| s.child == *child);
+                    let (check, check_said) = match last {
+                        Some(s) if s.rule == "fallback" => (Check::Rejected, s.message.clone()),
+                        Some(s) if s.rule == "policy" => (Check::Chose, s.message.clone()),
                         _ => (Check::Accepted, String::new()),
                     };
                     r.failures.push(FailedStep {
@@ -145,10 +206,18 @@ pub fn read(dir: &Path, cell: &str, task: &str) -> Option<(RunRecord, Rollout)> 
                 } else {
                     r.legal += 1;
                 }
-                said.retain(|s| s.0 != *child);
+                said.retain(|s| s.child != *child);
+                seen.retain(|s| s.0 != *child);
+                if let Some(o) = observation {
+                    seen.push((child.clone(), o.clone()));
+                }
             }
             EventKind::EnvironmentEnded { end, .. } => {
                 r.episode_over = matches!(end, crate::record::EpisodeEnd::Done);
+                if !r.episode_over {
+                    abandoned(&mut r, &said, &seen, cell, task);
+                }
+                said.clear();
             }
             _ => {}
         }

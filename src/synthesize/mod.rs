@@ -562,7 +562,10 @@ async fn iterate(
                 || p.failures.iter().any(|f| {
                     matches!(
                         f.check,
-                        critic::Check::Accepted | critic::Check::Crashed | critic::Check::Chose
+                        critic::Check::Accepted
+                            | critic::Check::Crashed
+                            | critic::Check::Chose
+                            | critic::Check::Abandoned
                     )
                 });
             let ask = if check_wrong {

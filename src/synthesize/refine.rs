@@ -198,9 +198,11 @@ pub fn prompt(
             "Rewrite the script so that its policy never chooses such an action. Answer with the whole script.\n"
         }
         (Ask::Both, _) => {
-            "The script let an illegal action through (or failed): rewrite the script so that it \
-             rejects such actions, and rewrite the player's guidance so that the player proposes \
-             legal ones. Answer with the whole script and the whole guidance.\n"
+            "The script let an illegal action through, failed, or rejected actions until the \
+             player gave up (a check that rejects legal actions ends the game too): rewrite the \
+             script so that it rejects exactly the illegal actions, and rewrite the player's \
+             guidance so that the player proposes legal ones. Answer with the whole script and \
+             the whole guidance.\n"
         }
         _ => {
             "The script rejected these actions, rightly, but the player sent them anyway: rewrite \

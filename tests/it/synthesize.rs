@@ -244,6 +244,67 @@ async fn a_wrong_check_is_refined_until_every_action_is_legal() {
     assert_fsck(&repo.path());
 }
 
+/// A check that rejects every action.
+const REJECT_ALL: &str = "import json, sys\nfor line in sys.stdin:\n    req = json.loads(line)\n    print(json.dumps({\"id\": req[\"id\"], \"legal\": False, \"reason\": \"not a move\"}), flush=True)\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_check_that_rejects_legal_moves_until_the_player_gives_up_is_refined() {
+    // The player proposes only legal moves and gives up at the first rejection, as a small
+    // model often does: the game never judges the rejected move.
+    let refined = Arc::new(AtomicUsize::new(0));
+    let n = refined.clone();
+    let env = TestEnv::with_model(move |t: &Turn| {
+        if t.task.starts_with("# Refine the harness") {
+            // First the rejecting check, then the right one.
+            return match n.fetch_add(1, Ordering::SeqCst) {
+                0 => answer_with(REJECT_ALL, "Any move will do."),
+                _ => answer_with(
+                    &right_check(),
+                    "Move only the top disk of a peg that has one.",
+                ),
+            };
+        }
+        if t.last.contains("Illegal action")
+            || t.last.contains("[the episode is over")
+            || t.last.contains("actions are spent")
+        {
+            return Answer::write(
+                &format!("children/{}/RESPONSE.md", t.child),
+                "status: done\n",
+            );
+        }
+        let action = if t.turn == 0 { "move A B" } else { "move A C" };
+        Answer::call("hanoi__act", json!({ "action": action }))
+    })
+    .await;
+    let (repo, tasks) = setup(env);
+    let out = repo.env.root().join("out");
+    let (code, stdout, stderr) = synthesize(&repo, &tasks, &out, &["--iterations", "3"]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(refined.load(Ordering::SeqCst), 2);
+    let s = search(&out);
+    let n0 = &s["nodes"][0];
+    // Each rollout's rejected move counts as an illegal step of the harness, not as nothing.
+    assert_eq!(
+        (n0["legal"].as_u64(), n0["illegal"].as_u64()),
+        (Some(0), Some(2)),
+        "{n0}"
+    );
+    let f = &n0["failures"][0];
+    assert_eq!(f["check"], "abandoned");
+    assert_eq!(f["action"], "hanoi__act {\"action\":\"move A B\"}");
+    assert!(
+        f["check_said"].as_str().unwrap().contains("not a move"),
+        "{f}"
+    );
+    // So the check is refined too, and the refiner is told why it is suspect.
+    assert_eq!(s["iterations"][1]["what"], "check and proposer");
+    let prompt = std::fs::read_to_string(out.join("iterations/1/prompt.md")).unwrap();
+    assert!(prompt.contains("the player gave up"), "{prompt}");
+    assert_eq!(s["nodes"][1]["legal"], 4);
+    assert_eq!(s["stop"], "solved");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn broken_scripts_are_recorded_and_the_search_goes_on() {
     let (env, _) = model(
