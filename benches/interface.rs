@@ -45,7 +45,7 @@ fn per_action() {
     specs.push(ToolSpec {
         name: "game__act".into(),
         description: "Take one action.".into(),
-        parameters: json!({"type": "object", "properties": {"action": {"type": "string"}}, "required": ["action"]}),
+        parameters: json!({"type": "object", "properties": {"action": {"type": "string"}}, "required": ["action"]}).into(),
     });
     let layers = [
         layer(LayerKind::ActionRealization(Realization::default())),

@@ -112,7 +112,7 @@ pub struct McpTool {
     /// The model's name for it: `<server>__<tool>`, sanitised and unique.
     pub exposed: String,
     pub description: String,
-    pub input_schema: Value,
+    pub input_schema: std::sync::Arc<Value>,
 }
 
 /// A request's outcome as the reader task delivers it.
@@ -328,7 +328,7 @@ impl McpClient {
                 name: tool.to_string(),
                 exposed,
                 description,
-                input_schema: object_schema(t.get("inputSchema")),
+                input_schema: object_schema(t.get("inputSchema")).into(),
             });
         }
         Ok(out)

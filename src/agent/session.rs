@@ -329,7 +329,9 @@ pub async fn run(s: Session<'_>) -> SessionResult {
         for step in 0..spec.max_steps {
             let mut req = ChatRequest {
                 model: spec.model.clone(),
-                messages: messages.clone(),
+                // Lent to the request and taken back after the call: the history is not
+                // copied for each request.
+                messages: std::mem::take(&mut messages),
                 tools: specs.clone(),
                 tool_choice: choice_for(&spec.tool_choice, step, nudged),
                 max_tokens: spec.max_tokens,
@@ -377,6 +379,7 @@ pub async fn run(s: Session<'_>) -> SessionResult {
             };
             let result =
                 retry::with_retries(spec.retry.clone(), |note| obs.retry(note), attempt).await;
+            messages = std::mem::take(&mut req.messages);
             let mut resp = match result {
                 Ok(r) => r,
                 Err(e) => break 'outer End::Model(e),

@@ -431,7 +431,7 @@ mod tests {
         ToolSpec {
             name: name.into(),
             description: String::new(),
-            parameters,
+            parameters: parameters.into(),
         }
     }
 

@@ -43,7 +43,7 @@ pub fn spec(tools: &[ToolSpec]) -> ToolSpec {
             "Call one of these tools: set `tool` to its name and `arguments` to its arguments.\n{}",
             menu.join("\n")
         ),
-        parameters: json!({"oneOf": alternatives}),
+        parameters: json!({"oneOf": alternatives}).into(),
     }
 }
 
@@ -85,7 +85,8 @@ mod tests {
         let tools = [ToolSpec {
             name: "shell".into(),
             description: "Run a command.".into(),
-            parameters: json!({"type": "object", "properties": {"command": {"type": "string"}}}),
+            parameters: json!({"type": "object", "properties": {"command": {"type": "string"}}})
+                .into(),
         }];
         let s = spec(&tools);
         assert_eq!(

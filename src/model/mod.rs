@@ -82,12 +82,14 @@ impl Message {
     }
 }
 
-/// A tool offered to the model: name, description and JSON Schema of its arguments.
+/// A tool offered to the model: name, description and JSON Schema of its arguments. The schema
+/// is shared: every request of every child offers the same tools again, and a schema copied
+/// as a tree of JSON values is hundreds of allocations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolSpec {
     pub name: String,
     pub description: String,
-    pub parameters: serde_json::Value,
+    pub parameters: std::sync::Arc<serde_json::Value>,
 }
 
 /// Whether and how the model must call a tool.
@@ -322,7 +324,7 @@ mod tests {
         req.tools.push(ToolSpec {
             name: "shell".into(),
             description: "d".repeat(25),
-            parameters: serde_json::json!({"type": "object"}),
+            parameters: serde_json::json!({"type": "object"}).into(),
         });
         // The schema's 5 + 25 + 17 bytes join the text's 3300 before dividing.
         assert_eq!(req.estimated_prompt_tokens(), 3347u64.div_ceil(3) + 16);

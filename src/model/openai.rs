@@ -156,7 +156,7 @@ impl OpenAiBackend {
                 function: WireFunction {
                     name: Cow::Owned(name),
                     description: Cow::Owned(description),
-                    parameters: Cow::Owned(parameters),
+                    parameters: Cow::Owned(std::sync::Arc::unwrap_or_clone(parameters)),
                 },
             }]
         } else {
@@ -167,7 +167,7 @@ impl OpenAiBackend {
                     function: WireFunction {
                         name: Cow::Borrowed(&t.name),
                         description: Cow::Borrowed(&t.description),
-                        parameters: Cow::Borrowed(&t.parameters),
+                        parameters: Cow::Borrowed(t.parameters.as_ref()),
                     },
                 })
                 .collect()

@@ -164,7 +164,7 @@ async fn request_shape_merges_tool_results() {
     req.tools = vec![ToolSpec {
         name: "read".into(),
         description: "read a file".into(),
-        parameters: json!({"type": "object", "properties": {"path": {"type": "string"}}}),
+        parameters: json!({"type": "object", "properties": {"path": {"type": "string"}}}).into(),
     }];
     req.tool_choice = ToolChoice::Function("read".into());
     req.max_tokens = Some(100);
@@ -211,7 +211,7 @@ async fn tool_choice_auto_and_none() {
         req.tools = vec![ToolSpec {
             name: "t".into(),
             description: "d".into(),
-            parameters: json!({"type": "object"}),
+            parameters: json!({"type": "object"}).into(),
         }];
         req.tool_choice = choice;
         b.complete(&req).await.unwrap();

@@ -318,7 +318,7 @@ async fn request_shape_with_tools_and_history() {
     req.tools = vec![ToolSpec {
         name: "shell".into(),
         description: "run a command".into(),
-        parameters: json!({"type": "object", "properties": {"cmd": {"type": "string"}}}),
+        parameters: json!({"type": "object", "properties": {"cmd": {"type": "string"}}}).into(),
     }];
     req.tool_choice = ToolChoice::Function("shell".into());
     req.max_tokens = Some(256);
@@ -361,7 +361,7 @@ async fn tool_choice_auto_and_none() {
     let tool = ToolSpec {
         name: "t".into(),
         description: "d".into(),
-        parameters: json!({"type": "object"}),
+        parameters: json!({"type": "object"}).into(),
     };
     for choice in [ToolChoice::Auto, ToolChoice::None] {
         let mut req = request(vec![Message::user("x")]);

@@ -3,6 +3,8 @@
 //! the agent loop stops after it. Every chat child gets it, whatever its role's tool list, so
 //! that a model that is forced to call tools can still stop.
 
+use std::sync::LazyLock;
+
 use serde_json::{Value, json};
 
 use super::{ToolContext, ToolOutput};
@@ -14,24 +16,27 @@ pub const NAME: &str = "finish";
 /// The statuses the charter defines.
 const STATUSES: [&str; 3] = ["done", "failed", "blocked"];
 
-/// What the model is offered.
+/// What the model is offered (made once; children share it).
 pub fn spec() -> ToolSpec {
-    ToolSpec {
-        name: NAME.into(),
-        description: "End your turn: writes your RESPONSE.md (status, then report). Call it \
-            when your work is done, or when you cannot go on."
-            .into(),
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "status": {"type": "string", "enum": STATUSES},
-                "report": {"type": "string", "description": "What you did and produced."},
-            },
-            "required": ["status", "report"],
-            "additionalProperties": false,
-        }),
-    }
+    SPEC.clone()
 }
+
+static SPEC: LazyLock<ToolSpec> = LazyLock::new(|| ToolSpec {
+    name: NAME.into(),
+    description: "End your turn: writes your RESPONSE.md (status, then report). Call it \
+            when your work is done, or when you cannot go on."
+        .into(),
+    parameters: json!({
+        "type": "object",
+        "properties": {
+            "status": {"type": "string", "enum": STATUSES},
+            "report": {"type": "string", "description": "What you did and produced."},
+        },
+        "required": ["status", "report"],
+        "additionalProperties": false,
+    })
+    .into(),
+});
 
 /// Writes the report. An error output (and nothing written) when the arguments are wrong, so
 /// that the model can call it again.

@@ -1,6 +1,8 @@
 //! The built-in tools' parameters: what a correct call looks like, as JSON schemas for the model
 //! and as the table that argument checking reads.
 
+use std::sync::LazyLock;
+
 use serde_json::{Map, json};
 
 use crate::model::ToolSpec;
@@ -150,16 +152,20 @@ fn spec_of(def: &ToolDef) -> ToolSpec {
             "properties": props,
             "required": required,
             "additionalProperties": false,
-        }),
+        })
+        .into(),
     }
 }
 
+/// The built-in tools' specs, made once per process: children share their schemas.
+static SPECS: LazyLock<Vec<ToolSpec>> = LazyLock::new(|| TOOLS.iter().map(spec_of).collect());
+
 /// The specs of the built-in tools, in a fixed order; with `allowed`, only those named in it.
 pub fn builtin_specs(allowed: Option<&[String]>) -> Vec<ToolSpec> {
-    TOOLS
+    SPECS
         .iter()
-        .filter(|d| allowed.is_none_or(|a| a.iter().any(|n| n == d.name)))
-        .map(spec_of)
+        .filter(|d| allowed.is_none_or(|a| a.iter().any(|n| *n == d.name)))
+        .cloned()
         .collect()
 }
 
