@@ -164,7 +164,7 @@ static SPECS: LazyLock<Vec<ToolSpec>> = LazyLock::new(|| TOOLS.iter().map(spec_o
 pub fn builtin_specs(allowed: Option<&[String]>) -> Vec<ToolSpec> {
     SPECS
         .iter()
-        .filter(|d| allowed.is_none_or(|a| a.iter().any(|n| *n == d.name)))
+        .filter(|d| allowed.is_none_or(|a| a.contains(&d.name)))
         .cloned()
         .collect()
 }
