@@ -128,6 +128,25 @@ pub struct ChatRequest {
     pub trace: Option<String>,
 }
 
+/// The length of a value's compact JSON, counted as it is written rather than kept: this runs
+/// before every model call, on schemas the requests share.
+fn json_len(v: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    // Writing a `Value` into a sink that cannot fail cannot fail.
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
 impl ChatRequest {
     /// The prompt's size in tokens, estimated before sending so that the meter can refuse a
     /// request that cannot fit the token budget. Conservative on purpose: one token per 3 bytes
@@ -151,7 +170,7 @@ impl ChatRequest {
         let tools: usize = self
             .tools
             .iter()
-            .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
+            .map(|t| t.name.len() + t.description.len() + json_len(&t.parameters))
             .sum();
         let bytes = (messages + tools) as u64;
         bytes.div_ceil(3) + 8 * self.messages.len() as u64
