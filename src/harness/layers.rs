@@ -99,6 +99,9 @@ pub struct Regulation {
     pub steps_warning: u32,
     /// Soft messages before the hard directive (0–8); after the directive, repeats are blocked.
     pub soft_messages: u32,
+    /// How many times a child's `finish` is refused while its environment episode is still open
+    /// (0 turns it off; 0–5): small models often quit a game in the middle.
+    pub open_episode_refusals: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -142,6 +145,7 @@ impl Default for Regulation {
             min_steps: 8,
             steps_warning: 7,
             soft_messages: 2,
+            open_episode_refusals: 0,
         }
     }
 }
@@ -220,7 +224,7 @@ pub fn read(kind: &str, fields: &[Field], errors: &mut Vec<FieldError>) -> Optio
         }
         "trajectory-regulation" => {
             let mut r = Regulation::default();
-            const KEYS: [&str; 9] = [
+            const KEYS: [&str; 10] = [
                 "identical calls",
                 "repeat window",
                 "repeat count",
@@ -230,6 +234,7 @@ pub fn read(kind: &str, fields: &[Field], errors: &mut Vec<FieldError>) -> Optio
                 "min steps",
                 "steps warning",
                 "soft messages",
+                "open episode refusals",
             ];
             for f in fields {
                 match f.key.as_str() {
@@ -242,6 +247,9 @@ pub fn read(kind: &str, fields: &[Field], errors: &mut Vec<FieldError>) -> Optio
                     "min steps" => set(int(f, 1, 30), &mut r.min_steps, errors),
                     "steps warning" => set(int(f, 0, 30), &mut r.steps_warning, errors),
                     "soft messages" => set(int(f, 0, 8), &mut r.soft_messages, errors),
+                    "open episode refusals" => {
+                        set(int(f, 0, 5), &mut r.open_episode_refusals, errors)
+                    }
                     _ => errors.push(unknown(f, kind, &KEYS)),
                 }
             }

@@ -195,6 +195,40 @@ impl Layers {
         self.state().metrics.clone()
     }
 
+    /// A `finish` while the child's episode is still open, refused as often as regulation's
+    /// `open episode refusals` says: quitting a game in the middle scores nothing.
+    fn finish_while_open(&self, call: &ToolCall) -> Option<ToolOutput> {
+        let env = self.env.as_ref().filter(|e| !e.over())?;
+        let mut st = self.state();
+        if !st.regulator.refuse_finish() {
+            return None;
+        }
+        *st.metrics
+            .regulation
+            .entry("episode-open".to_string())
+            .or_default() += 1;
+        let actions: Vec<String> = self
+            .specs
+            .iter()
+            .filter(|s| env.has_tool(&s.name))
+            .map(|s| format!("`{}`", s.name))
+            .collect();
+        let message = format!(
+            "[trajectory-regulation] The episode is still open: finishing now ends it unplayed. \
+             Take your next action ({}) and finish once the episode is over.",
+            actions.join(", ")
+        );
+        let e = self.event(
+            "trajectory-regulation",
+            "episode-open",
+            show(&call.name, &call.arguments),
+            None,
+            message.clone(),
+        );
+        Self::record(&mut st, e);
+        Some(ToolOutput::error(message))
+    }
+
     /// The environment's legal actions when `tool` is one of its actions and it lists them.
     fn legal_for(&self, tool: &str) -> Option<Vec<String>> {
         let env = self.env.as_ref().filter(|e| e.has_tool(tool))?;
@@ -424,9 +458,10 @@ impl Hooks for Layers {
     }
 
     fn before_tool(&self, call: &mut ToolCall) -> Option<ToolOutput> {
-        // Ending the turn is not an action: it is neither counted nor checked.
+        // Ending the turn is not an action: it is neither counted nor checked, only refused
+        // while the episode is open if regulation says so.
         if call.name == finish::NAME {
-            return None;
+            return self.finish_while_open(call);
         }
         let mut st = self.state();
         st.metrics.actions += 1;

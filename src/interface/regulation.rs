@@ -26,6 +26,8 @@ pub struct Regulator {
     level: u32,
     blocking: bool,
     warned_turns: bool,
+    /// `finish` calls refused while the episode was open.
+    finish_refused: u32,
 }
 
 fn hash(s: &str) -> u64 {
@@ -51,6 +53,19 @@ impl Regulator {
              not making progress. Choose a different action."
                 .to_string()
         })
+    }
+
+    /// Whether a `finish` while the episode is open is refused: the first
+    /// `open_episode_refusals` of them are.
+    pub fn refuse_finish(&mut self) -> bool {
+        let Some(cfg) = &self.cfg else {
+            return false;
+        };
+        if self.finish_refused >= cfg.open_episode_refusals {
+            return false;
+        }
+        self.finish_refused += 1;
+        true
     }
 
     /// After an action and what it showed (`state`: the observation); `turns_left`: model turns

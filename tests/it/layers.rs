@@ -405,6 +405,61 @@ async fn regulation_thresholds_are_boundaries() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn regulation_refuses_finish_while_the_episode_is_open_as_often_as_configured() {
+    let quit_then_move = || {
+        policy(vec![
+            Answer::call("finish", json!({"status": "failed", "report": "I give up"})),
+            mv("A", "C"),
+        ])
+    };
+    // Off by default: the first `finish` ends the child with the game unplayed.
+    let env = TestEnv::with_model(quit_then_move()).await;
+    let t = task(&env, "quit", 3);
+    let ran = run(
+        &env,
+        "harness-skills/arena",
+        &t,
+        &["trajectory-regulation"],
+        &[],
+    )
+    .await;
+    assert!(
+        regulation_rules(&ran).is_empty(),
+        "{:?}",
+        regulation_rules(&ran)
+    );
+    assert!(steps(&ran).is_empty());
+
+    // One refusal: the quit is refused with the episode's tools named, the player moves, and
+    // its next `finish` (the refusals spent) ends the child with the episode still open.
+    let env = TestEnv::with_model(quit_then_move()).await;
+    let h = arena(
+        &env,
+        &[(
+            "trajectory-regulation.md",
+            "- soft messages: 2",
+            "- soft messages: 2\n- open episode refusals: 1",
+        )],
+    );
+    let t = task(&env, "quit", 3);
+    let ran = run(&env, &h, &t, &["trajectory-regulation"], &[]).await;
+    let rules = regulation_rules(&ran);
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(rules[0].0, "episode-open");
+    assert!(
+        rules[0].1.contains("The episode is still open") && rules[0].1.contains("`hanoi__move`"),
+        "{rules:?}"
+    );
+    assert_eq!(steps(&ran).len(), 1);
+    let rec = ran.record();
+    assert_eq!(
+        rec["interface"]["regulation"]["episode-open"], 1,
+        "{}",
+        rec["interface"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn regulation_catches_a_repeated_failing_shell_command_too() {
     // The layers apply to the built-in tools: the basic harness's executor with the layer.
     let env = TestEnv::with_model(policy(vec![
