@@ -280,6 +280,23 @@ fn regulation_rules(ran: &Ran) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A run of the bundled arena harness with trajectory regulation on.
+async fn regulated(env: &TestEnv, task: &str, extra: &[&str]) -> Ran {
+    run(
+        env,
+        "harness-skills/arena",
+        task,
+        &["trajectory-regulation"],
+        extra,
+    )
+    .await
+}
+
+fn assert_no_regulation(ran: &Ran) {
+    let rules = regulation_rules(ran);
+    assert!(rules.is_empty(), "{rules:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn regulation_escalates_from_soft_to_hard_to_blocking_repeats() {
     let env = TestEnv::with_model(policy(looks(7))).await;
@@ -362,19 +379,8 @@ async fn regulation_thresholds_are_boundaries() {
     // so each state is new: nothing to say.
     let env = TestEnv::with_model(policy(back_and_forth())).await;
     let t = task(&env, "osc", 3);
-    let ran = run(
-        &env,
-        "harness-skills/arena",
-        &t,
-        &["trajectory-regulation"],
-        &[],
-    )
-    .await;
-    assert!(
-        regulation_rules(&ran).is_empty(),
-        "{:?}",
-        regulation_rules(&ran)
-    );
+    let ran = regulated(&env, &t, &[]).await;
+    assert_no_regulation(&ran);
 
     // steps warning: 7 with --max-steps 10 — the warning comes once fewer than 7 turns remain.
     let env = TestEnv::with_model(policy(vec![
@@ -385,14 +391,7 @@ async fn regulation_thresholds_are_boundaries() {
     ]))
     .await;
     let t = task(&env, "warn", 3);
-    let ran = run(
-        &env,
-        "harness-skills/arena",
-        &t,
-        &["trajectory-regulation"],
-        &["--max-steps", "10"],
-    )
-    .await;
+    let ran = regulated(&env, &t, &["--max-steps", "10"]).await;
     let rules = regulation_rules(&ran);
     assert_eq!(rules.len(), 1, "{rules:?}");
     assert_eq!(rules[0].0, "steps-running-out");
@@ -415,19 +414,8 @@ async fn regulation_refuses_finish_while_the_episode_is_open_as_often_as_configu
     // Off by default: the first `finish` ends the child with the game unplayed.
     let env = TestEnv::with_model(quit_then_move()).await;
     let t = task(&env, "quit", 3);
-    let ran = run(
-        &env,
-        "harness-skills/arena",
-        &t,
-        &["trajectory-regulation"],
-        &[],
-    )
-    .await;
-    assert!(
-        regulation_rules(&ran).is_empty(),
-        "{:?}",
-        regulation_rules(&ran)
-    );
+    let ran = regulated(&env, &t, &[]).await;
+    assert_no_regulation(&ran);
     assert!(steps(&ran).is_empty());
 
     // One refusal: the quit is refused with the episode's tools named, the player moves, and
