@@ -218,15 +218,33 @@ impl Layers {
              Take your next action ({}) and finish once the episode is over.",
             actions.join(", ")
         );
-        let e = self.event(
+        Some(self.refuse(
+            &mut st,
             "trajectory-regulation",
             "episode-open",
+            call,
+            message,
+        ))
+    }
+
+    /// Refuses `call` for `layer`: the intervention recorded, `message` the call's result.
+    fn refuse(
+        &self,
+        st: &mut State,
+        layer: &str,
+        rule: &str,
+        call: &ToolCall,
+        message: String,
+    ) -> ToolOutput {
+        let e = self.event(
+            layer,
+            rule,
             show(&call.name, &call.arguments),
             None,
             message.clone(),
         );
-        Self::record(&mut st, e);
-        Some(ToolOutput::error(message))
+        Self::record(st, e);
+        ToolOutput::error(message)
     }
 
     /// The environment's legal actions when `tool` is one of its actions and it lists them.
@@ -507,15 +525,13 @@ impl Hooks for Layers {
                         if let Some(l) = legal.filter(|l| !l.is_empty()) {
                             message.push_str(&format!(" Legal actions now: {}.", l.join(", ")));
                         }
-                        let e = self.event(
+                        return Some(self.refuse(
+                            &mut st,
                             "action-realization",
                             rule,
-                            show(&call.name, &call.arguments),
-                            None,
-                            message.clone(),
-                        );
-                        Self::record(&mut st, e);
-                        return Some(ToolOutput::error(message));
+                            call,
+                            message,
+                        ));
                     }
                     info.flagged = true;
                     let e = self.event(
@@ -540,15 +556,13 @@ impl Hooks for Layers {
         if let Some(message) = st.regulator.before(&info.key) {
             st.metrics.blocked += 1;
             let message = format!("[trajectory-regulation] {message}");
-            let e = self.event(
+            return Some(self.refuse(
+                &mut st,
                 "trajectory-regulation",
                 "blocked-repeat",
-                show(&call.name, &call.arguments),
-                None,
-                message.clone(),
-            );
-            Self::record(&mut st, e);
-            return Some(ToolOutput::error(message));
+                call,
+                message,
+            ));
         }
         st.calls.insert(call.id.clone(), info);
         None
