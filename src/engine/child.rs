@@ -418,11 +418,19 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                     response_file: &response_file,
                     tally: &tally,
                 });
-                let out = match tokio::time::timeout(time_left.max(Duration::from_secs(1)), session)
-                    .await
-                {
-                    Ok(o) => o,
-                    Err(_) => {
+                // The wall time left, or, in a replay, the point where the recording was cut.
+                let deadline = async {
+                    tokio::select! {
+                        () = tokio::time::sleep(time_left.max(Duration::from_secs(1))) => {}
+                        () = backend.cut_off(&sspec.id) => {}
+                    }
+                };
+                let out = match tokio::select! {
+                    o = session => Some(o),
+                    () = deadline => None,
+                } {
+                    Some(o) => o,
+                    None => {
                         // Dropping the session closed its connection (a streamed generation
                         // stops there); the call it cut off still counts.
                         if let Some(u) = tally.cut_off() {

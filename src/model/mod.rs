@@ -304,6 +304,12 @@ pub trait ChatBackend: Send + Sync {
     fn context_window(&self) -> BoxFuture<'_, Option<u64>> {
         Box::pin(async { None })
     }
+
+    /// Resolves when `child`'s session must be cut off as its recording was (a replayed call
+    /// that was in flight when the recorded run's wall time ran out). Never, for a live model.
+    fn cut_off<'a>(&'a self, _child: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::pending())
+    }
 }
 
 /// A shared backend is a backend (recorders and caches hold `Arc<dyn ChatBackend>`).
@@ -317,6 +323,10 @@ impl<T: ChatBackend + ?Sized> ChatBackend for std::sync::Arc<T> {
 
     fn context_window(&self) -> BoxFuture<'_, Option<u64>> {
         (**self).context_window()
+    }
+
+    fn cut_off<'a>(&'a self, child: &'a str) -> BoxFuture<'a, ()> {
+        (**self).cut_off(child)
     }
 }
 

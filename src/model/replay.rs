@@ -3,16 +3,19 @@
 //!
 //! A cassette is JSON Lines, one line per call, in the order calls finished:
 //! `{"trace": "execute-1#3", "request": {…}, "response": {…}}`, or `"error": {"class", "message"}`
-//! in place of `response` for a failed call. Requests carry no credentials and no headers are
-//! recorded, so cassettes hold no API keys.
+//! in place of `response` for a failed call, or `"cut": true` for a call still in flight when its
+//! session was cut off (the run's wall time ran out): a replay cuts the session at the same call,
+//! since replayed calls take no time. Requests carry no credentials and no headers are recorded,
+//! so cassettes hold no API keys.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 
 use super::{ChatBackend, ChatRequest, ChatResponse, ModelError};
 
@@ -26,6 +29,9 @@ pub struct CassetteLine {
     pub response: Option<ChatResponse>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RecordedError>,
+    /// The call was in flight when its session was cut off; it has no answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cut: bool,
 }
 
 /// A failed call as recorded: enough to fail the same way on replay.
@@ -90,30 +96,31 @@ impl RecordedError {
     }
 }
 
-/// Wraps a backend and appends every call, answered or failed, to a cassette. Each line is
-/// written and flushed before the answer is returned, so a killed run keeps what it recorded.
+/// Wraps a backend and appends every call, answered, failed or cut off, to a cassette. Each line
+/// is written and flushed before the answer is returned, so a killed run keeps what it recorded.
+/// Writes are synchronous: a line is a few kilobytes after a model call of tenths of a second, and
+/// a call cut off (its future dropped) must still be written from `Drop`.
 pub struct Recorder<B> {
     inner: B,
     path: PathBuf,
-    file: tokio::sync::Mutex<tokio::fs::File>,
+    file: Mutex<std::fs::File>,
 }
 
 impl<B: ChatBackend> Recorder<B> {
     /// Appends to `path` (created if missing), so several runs can share a cassette.
     pub async fn new(inner: B, path: impl Into<PathBuf>) -> Result<Self, ModelError> {
         let path = path.into();
-        let file = tokio::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
-            .await
             .map_err(|e| {
                 ModelError::Replay(format!("cannot open the cassette {}: {e}", path.display()))
             })?;
         Ok(Recorder {
             inner,
             path,
-            file: tokio::sync::Mutex::new(file),
+            file: Mutex::new(file),
         })
     }
 
@@ -126,25 +133,77 @@ impl<B: ChatBackend> Recorder<B> {
     }
 
     async fn record(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {
+        let in_flight = InFlight {
+            recorder: self,
+            req,
+            answered: false,
+        };
         let result = self.inner.complete(req).await;
+        in_flight.answered(&result)?;
+        result
+    }
+}
+
+/// Appends `line` to the cassette at `path`, open as `file`.
+fn write_line(
+    file: &Mutex<std::fs::File>,
+    path: &Path,
+    line: &CassetteLine,
+) -> Result<(), ModelError> {
+    let write_err =
+        |e: String| ModelError::Replay(format!("cannot record to {}: {e}", path.display()));
+    let mut text = serde_json::to_string(line).map_err(|e| write_err(e.to_string()))?;
+    text.push('\n');
+    // One write per line under the lock, so lines of parallel calls never interleave.
+    let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(|e| write_err(e.to_string()))
+}
+
+/// A call the recorder has sent: recorded with its answer, or, when dropped unanswered (its
+/// session was cut off), as cut.
+struct InFlight<'a, B> {
+    recorder: &'a Recorder<B>,
+    req: &'a ChatRequest,
+    answered: bool,
+}
+
+impl<B> InFlight<'_, B> {
+    fn line(&self) -> CassetteLine {
+        CassetteLine {
+            trace: self.req.trace.clone(),
+            request: self.req.clone(),
+            response: None,
+            error: None,
+            cut: false,
+        }
+    }
+}
+
+impl<B: ChatBackend> InFlight<'_, B> {
+    fn answered(mut self, result: &Result<ChatResponse, ModelError>) -> Result<(), ModelError> {
+        self.answered = true;
         let line = CassetteLine {
-            trace: req.trace.clone(),
-            request: req.clone(),
             response: result.as_ref().ok().cloned(),
             error: result.as_ref().err().map(RecordedError::of),
+            ..self.line()
         };
-        let write_err = |e: String| {
-            ModelError::Replay(format!("cannot record to {}: {e}", self.path.display()))
-        };
-        let mut text = serde_json::to_string(&line).map_err(|e| write_err(e.to_string()))?;
-        text.push('\n');
-        // One write per line under the lock, so lines of parallel calls never interleave.
-        let mut file = self.file.lock().await;
-        file.write_all(text.as_bytes())
-            .await
-            .map_err(|e| write_err(e.to_string()))?;
-        file.flush().await.map_err(|e| write_err(e.to_string()))?;
-        result
+        write_line(&self.recorder.file, &self.recorder.path, &line)
+    }
+}
+
+impl<B> Drop for InFlight<'_, B> {
+    fn drop(&mut self) {
+        if !self.answered {
+            let line = CassetteLine {
+                cut: true,
+                ..self.line()
+            };
+            // Nothing is left to report to: the session that asked is gone. A cut not written
+            // shows as a replay that runs out of answers for this trace.
+            let _ = write_line(&self.recorder.file, &self.recorder.path, &line);
+        }
     }
 }
 
@@ -159,18 +218,34 @@ impl<B: ChatBackend> ChatBackend for Recorder<B> {
 
 /// Answers requests from a cassette: by `trace` when the request has one the cassette knows
 /// (lines of one trace in file order, e.g. a failure and then its retry), otherwise the next
-/// unused line in file order. Every line answers once.
+/// unused line in file order. Every line answers once. A line recorded as cut never answers: it
+/// cuts off the session of the child that asked ([`ChatBackend::cut_off`]).
 #[derive(Debug)]
 pub struct ReplayBackend {
     path: PathBuf,
     lines: Vec<CassetteLine>,
-    state: std::sync::Mutex<ReplayState>,
+    state: Mutex<ReplayState>,
+    /// Wakes the children waiting in `cut_off` when a cut line is reached.
+    cuts: tokio::sync::Notify,
 }
 
 #[derive(Debug)]
 struct ReplayState {
     used: Vec<bool>,
     by_trace: HashMap<String, VecDeque<usize>>,
+    /// Children whose session reached a cut line.
+    cut: HashSet<String>,
+}
+
+/// What a cassette line gives a request.
+enum Answer {
+    Now(Result<ChatResponse, ModelError>),
+    Cut,
+}
+
+/// The child a request's trace names (`<child id>#<step>`).
+fn child_of(trace: &str) -> &str {
+    trace.rsplit_once('#').map_or(trace, |(child, _)| child)
 }
 
 impl ReplayBackend {
@@ -187,9 +262,9 @@ impl ReplayBackend {
             let parsed: CassetteLine = serde_json::from_str(line).map_err(|e| {
                 ModelError::Replay(format!("{} line {}: {e}", path.display(), n + 1))
             })?;
-            if parsed.response.is_none() && parsed.error.is_none() {
+            if parsed.response.is_none() && parsed.error.is_none() && !parsed.cut {
                 return Err(ModelError::Replay(format!(
-                    "{} line {}: neither a response nor an error",
+                    "{} line {}: neither a response, an error nor a cut",
                     path.display(),
                     n + 1
                 )));
@@ -210,11 +285,13 @@ impl ReplayBackend {
         let state = ReplayState {
             used: vec![false; lines.len()],
             by_trace,
+            cut: HashSet::new(),
         };
         ReplayBackend {
             path: path.into(),
             lines,
-            state: std::sync::Mutex::new(state),
+            state: Mutex::new(state),
+            cuts: tokio::sync::Notify::new(),
         }
     }
 
@@ -228,13 +305,21 @@ impl ReplayBackend {
 
     /// Lines not answered yet.
     pub fn remaining(&self) -> usize {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.lock();
         state.used.iter().filter(|u| !**u).count()
     }
 
-    fn answer(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let ReplayState { used, by_trace } = &mut *state;
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReplayState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn answer(&self, req: &ChatRequest) -> Answer {
+        let mut state = self.lock();
+        let ReplayState {
+            used,
+            by_trace,
+            cut,
+        } = &mut *state;
         let index = match req.trace.as_deref().and_then(|t| by_trace.get_mut(t)) {
             // A known trace answers only from its own lines: taking another's would desync.
             Some(queue) => std::iter::from_fn(|| queue.pop_front()).find(|i| !used[*i]),
@@ -242,25 +327,31 @@ impl ReplayBackend {
         };
         let Some(index) = index else {
             let trace = req.trace.as_deref().unwrap_or("an untraced request");
-            return Err(ModelError::Replay(format!(
+            return Answer::Now(Err(ModelError::Replay(format!(
                 "the cassette has no recorded answer for {trace} ({})",
                 self.path.display()
-            )));
+            ))));
         };
         used[index] = true;
         let line = &self.lines[index];
-        match (&line.response, &line.error) {
+        Answer::Now(match (&line.response, &line.error) {
             (Some(resp), _) => {
                 let mut resp = resp.clone();
                 resp.usage.latency_ms = 0;
                 Ok(resp)
             }
             (None, Some(err)) => Err(err.to_error()),
+            (None, None) if line.cut => {
+                let trace = line.trace.as_deref().or(req.trace.as_deref());
+                cut.insert(child_of(trace.unwrap_or_default()).to_string());
+                self.cuts.notify_waiters();
+                return Answer::Cut;
+            }
             (None, None) => Err(ModelError::Replay(format!(
                 "{} line {index}: empty",
                 self.path.display()
             ))),
-        }
+        })
     }
 }
 
@@ -269,8 +360,26 @@ impl ChatBackend for ReplayBackend {
         &'a self,
         req: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChatResponse, ModelError>> {
-        let result = self.answer(req);
-        Box::pin(async move { result })
+        match self.answer(req) {
+            Answer::Now(result) => Box::pin(async move { result }),
+            // The recorded call never answered: it waits until its session is cut off.
+            Answer::Cut => Box::pin(std::future::pending()),
+        }
+    }
+
+    fn cut_off<'a>(&'a self, child: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            loop {
+                // Registered before the check, so a cut between the two is not missed.
+                let notified = self.cuts.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.lock().cut.contains(child) {
+                    return;
+                }
+                notified.await;
+            }
+        })
     }
 }
 

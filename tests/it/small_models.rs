@@ -359,6 +359,65 @@ async fn a_never_ending_stream_is_cut_at_the_wall_time_and_still_counted() {
     assert_eq!(ran.kinds("budget-hit")[0]["budget"], "wall time");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_cut_at_the_wall_time_is_recorded_and_its_replay_is_cut_there_too() {
+    let chunk = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"la \"}}]}\n\n";
+    let ended = Arc::new(AtomicBool::new(false));
+    let (origin, _script) = Script::serve(
+        "/v1/chat/completions",
+        vec![Reply::Endless(chunk.into(), ended)],
+    )
+    .await;
+    let env = TestEnv::with_base_url(&format!("{origin}/v1"));
+    let cassette = env.root().join("cassette.jsonl");
+    let run = |harness: &Path, model: &str, ws: &Path| {
+        let mut cmd = env.nlah();
+        cmd.env("NLAH_OPENAI_STREAM", "1")
+            .arg("run")
+            .arg(harness)
+            .args([HELLO, "--model", model, "--retries", "1", "--workspace"])
+            .arg(ws);
+        cmd
+    };
+    let recorded = env.root().join("recorded");
+    let mut cmd = run(
+        &basic_with_wall_time(&env.root().join("short"), "3 s"),
+        "openai:m",
+        &recorded,
+    );
+    cmd.arg("--record").arg(&cassette);
+    assert_eq!(output(cmd).await.status.code(), Some(1));
+    let lines: Vec<Value> = std::fs::read_to_string(&cassette)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["cut"], true);
+    assert_eq!(lines[0]["trace"], "execute-1#1");
+    assert!(lines[0].get("response").is_none() && lines[0].get("error").is_none());
+
+    // Replayed calls take no time, and this harness allows 10 min: only the cassette can cut
+    // the replay, and it cuts it where the recording was cut.
+    let replayed = env.root().join("replayed");
+    let spec = format!("replay:{}", cassette.display());
+    let o = output(run(
+        &basic_with_wall_time(&env.root().join("long"), "10 min"),
+        &spec,
+        &replayed,
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let (a, b) = (
+        crate::support::env::Ran::at(&env, recorded),
+        crate::support::env::Ran::at(&env, replayed),
+    );
+    assert_eq!(calls(&b), calls(&a));
+    assert_eq!(b.kinds("budget-hit")[0]["budget"], "wall time");
+    assert_eq!(b.record()["outcome"], a.record()["outcome"]);
+    assert_eq!(b.record()["failure"], a.record()["failure"]);
+}
+
 fn overflow_reply() -> Reply {
     Reply::Json(
         400,
