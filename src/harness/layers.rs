@@ -198,7 +198,12 @@ fn set(r: Result<u32, FieldError>, slot: &mut u32, errors: &mut Vec<FieldError>)
     }
 }
 
-/// Reads one `### KIND` subsection's fields. `None` for an unknown kind (the caller reports it).
+/// Whether a layer's field may be given more than once (by the body and by modules alike).
+pub fn repeatable(kind: &str, key: &str) -> bool {
+    kind == "contract-notes" && key == "note"
+}
+
+/// Reads a layer's fields (from every `### KIND` subsection that declares it). `None` for an unknown kind (the caller reports it).
 pub fn read(kind: &str, fields: &[Field], errors: &mut Vec<FieldError>) -> Option<LayerKind> {
     Some(match kind {
         "action-realization" => {

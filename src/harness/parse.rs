@@ -776,14 +776,16 @@ impl Reader<'_> {
         st
     }
 
+    /// A layer may be declared in several places (the body and modules appending to it): its
+    /// subsections are read as one, each field set once (a contract note may be added by each).
     fn layers(&mut self, sec: &Section) -> Vec<super::layers::Layer> {
-        use super::layers::{LAYER_KINDS, Layer, read};
-        let mut out: Vec<Layer> = Vec::new();
+        use super::layers::{LAYER_KINDS, Layer, read, repeatable};
+        // Each kind in the order first declared: where, and its fields from every subsection.
+        let mut kinds: Vec<(String, usize, Vec<Field>)> = Vec::new();
         for sub in self.outline.sections(sec.body.clone(), 3) {
             let kind = heading_name(&sub.title, false);
             let fields = self.fields(sub.body.clone());
-            let mut errors = Vec::new();
-            let Some(parsed) = read(&kind, &fields, &mut errors) else {
+            if !LAYER_KINDS.contains(&kind.as_str()) {
                 let hint = match closest(&kind, LAYER_KINDS) {
                     Some(k) => format!("did you mean `{k}`?"),
                     None => format!("the layer kinds are: {}", LAYER_KINDS.join(", ")),
@@ -795,24 +797,40 @@ impl Reader<'_> {
                     hint,
                 );
                 continue;
+            }
+            let Some(i) = kinds.iter().position(|(k, ..)| *k == kind) else {
+                kinds.push((kind, sub.heading.start, fields));
+                continue;
             };
+            for f in fields {
+                let first = kinds[i].2.iter().find(|g| g.key == f.key);
+                match first.map(|g| g.offset) {
+                    Some(at) if !repeatable(&kind, &f.key) => {
+                        let hint = format!("the first is at {}; set each field once", self.pos(at));
+                        self.error(
+                            f.offset,
+                            "duplicate-layer",
+                            format!("`{}` of layer `{kind}` is set twice", f.key),
+                            hint,
+                        );
+                    }
+                    _ => kinds[i].2.push(f),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (kind, at, fields) in kinds {
+            let mut errors = Vec::new();
+            let parsed = read(&kind, &fields, &mut errors);
             for e in errors {
                 self.error(e.offset, "bad-layer", e.message, e.hint);
             }
-            if let Some(first) = out.iter().find(|l| l.kind.name() == parsed.name()) {
-                let hint = format!("the first is at {}; one of each kind", first.pos);
-                self.error(
-                    sub.heading.start,
-                    "duplicate-layer",
-                    format!("layer `{kind}` is declared twice"),
-                    hint,
-                );
-                continue;
+            if let Some(kind) = parsed {
+                out.push(Layer {
+                    kind,
+                    pos: self.pos(at),
+                });
             }
-            out.push(Layer {
-                kind: parsed,
-                pos: self.pos(sub.heading.start),
-            });
         }
         out
     }

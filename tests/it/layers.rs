@@ -636,6 +636,46 @@ fn bad_layer_modules_are_check_errors_at_their_line() {
     );
 }
 
+#[test]
+fn a_module_may_tune_a_layer_another_declares_but_not_set_its_fields_again() {
+    use nlah::harness::layers::LayerKind;
+    let env = TestEnv::new();
+    let h = arena(&env, &[]);
+    let guard = Path::new(&h).join("modules/finish-guard.md");
+    let module = "---\nname: finish-guard\ndescription: Refuses finishing while the game is open.\n\
+                  enabled: false\n---\n\n## Append to Interface layers\n\n\
+                  ### trajectory-regulation\n- open episode refusals: 2\n";
+    std::fs::write(&guard, module).unwrap();
+    let toggles = nlah::harness::Toggles {
+        with: vec!["trajectory-regulation".into(), "finish-guard".into()],
+        without: Vec::new(),
+    };
+    let (_, harness, diags) = nlah::harness::build(Path::new(&h), &toggles).unwrap();
+    assert!(diags.0.is_empty(), "{diags:?}");
+    let layers = harness.unwrap().layers;
+    let [layer] = &layers[..] else {
+        panic!("one layer: {layers:?}")
+    };
+    let LayerKind::TrajectoryRegulation(r) = &layer.kind else {
+        panic!("{layer:?}")
+    };
+    // The declaring module's fields and the tuning module's, read as one layer.
+    assert_eq!((r.open_episode_refusals, r.soft_messages), (2, 2));
+    let (code, stdout, stderr) = env.run(&["check", &h]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    // A field both set is an error at the second, naming the first.
+    std::fs::write(&guard, format!("{module}- soft messages: 1\n")).unwrap();
+    let (code, stdout, stderr) = env.run(&["check", &h]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let out = format!("{stdout}{stderr}");
+    assert!(
+        out.contains("error: `soft messages` of layer `trajectory-regulation` is set twice"),
+        "{out}"
+    );
+    assert!(out.contains("the first is at "), "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_code_verifier_reprompts_then_its_fallback_acts() {
     // The player insists on an illegal move (peg C is empty): three warnings, then the
