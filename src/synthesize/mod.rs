@@ -678,12 +678,24 @@ async fn iterate(
                     (script_path.as_str(), code.as_bytes()),
                 ],
             )?;
+            // A refinement that gives back a node already in the tree adds nothing to roll out.
+            let tree = t.to_string();
+            if let Some(same) = s.nodes.iter().find(|n| n.tree == tree) {
+                it.fault = Some(Fault {
+                    kind: "unchanged".into(),
+                    message: format!("the same script and guidance as node {}", same.id),
+                });
+                s.iterations.push(it.clone());
+                search::write(out, s)?;
+                sink(&refined_event(&it));
+                return Ok(None);
+            }
             let id = s.nodes.len();
             s.nodes.push(Node {
                 id,
                 parent: refined,
                 iteration: k,
-                tree: t.to_string(),
+                tree,
                 commit: None,
                 script_sha: sha256_hex(code.as_bytes()),
                 guidance: new_guidance,

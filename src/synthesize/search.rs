@@ -104,8 +104,9 @@ impl Node {
 /// What an iteration's refiner call went wrong with (the iteration is recorded, no node made).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fault {
-    /// `no-code` (no script in the answer), `syntax` (the script does not parse), `model` (the
-    /// refiner's model failed).
+    /// `no-code` (no script in the answer), `syntax` (the script does not parse), `unchanged`
+    /// (the script and guidance of a node already in the tree), `model` (the refiner's model
+    /// failed).
     pub kind: String,
     pub message: String,
 }

@@ -368,6 +368,41 @@ async fn broken_scripts_are_recorded_and_the_search_goes_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refinement_that_repeats_a_node_is_not_rolled_out_again() {
+    let (env, asked) = model(
+        vec![
+            // A crashing check is rewritten with its guidance; the rewrite is the same again.
+            answer_with(CRASHES, "Think."),
+            answer_with(CRASHES, "Think."),
+            answer_with(
+                &right_check(),
+                "Move only the top disk of a peg that has one.",
+            ),
+        ],
+        Duration::ZERO,
+    )
+    .await;
+    let (repo, tasks) = setup(env);
+    let out = repo.env.root().join("out");
+    let (code, stdout, stderr) = synthesize(&repo, &tasks, &out, &["--iterations", "3"]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(asked.load(Ordering::SeqCst), 3);
+    let s = search(&out);
+    let its = s["iterations"].as_array().unwrap();
+    assert_eq!(its[1]["fault"]["kind"], "unchanged", "{}", its[1]);
+    assert_eq!(
+        its[1]["fault"]["message"],
+        "the same script and guidance as node 0"
+    );
+    assert!(its[1]["node"].is_null(), "{}", its[1]);
+    // Two nodes, not three: the repeat was not rolled out.
+    assert_eq!(s["nodes"].as_array().unwrap().len(), 2, "{s}");
+    assert_eq!(s["nodes"][1]["iteration"], 2);
+    assert_eq!(s["nodes"][1]["legal"], 4);
+    assert_eq!(s["stop"], "solved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_search_continues_where_it_was() {
     let (env, asked) = model(
         vec![
