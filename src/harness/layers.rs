@@ -203,7 +203,8 @@ pub fn repeatable(kind: &str, key: &str) -> bool {
     kind == "contract-notes" && key == "note"
 }
 
-/// Reads a layer's fields (from every `### KIND` subsection that declares it). `None` for an unknown kind (the caller reports it).
+/// Reads a layer's fields (from every `### KIND` subsection that declares it). `None` for an
+/// unknown kind (the caller reports it).
 pub fn read(kind: &str, fields: &[Field], errors: &mut Vec<FieldError>) -> Option<LayerKind> {
     Some(match kind {
         "action-realization" => {
