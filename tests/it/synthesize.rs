@@ -31,6 +31,14 @@ fn right_check() -> String {
     .unwrap()
 }
 
+/// The refiner's answer that solves the task: the right check and the guidance that goes with it.
+fn right_answer() -> Answer {
+    answer_with(
+        &right_check(),
+        "Move only the top disk of a peg that has one.",
+    )
+}
+
 fn answer_with(script: &str, guidance: &str) -> Answer {
     Answer::text(&format!(
         "Here it is.\n\n```python\n{script}```\n\n```text\n{guidance}\n```\n"
@@ -145,13 +153,7 @@ fn search(out: &Path) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wrong_check_is_refined_until_every_action_is_legal() {
     let (env, asked) = model(
-        vec![
-            answer_with(ACCEPT_ALL, "Any move will do."),
-            answer_with(
-                &right_check(),
-                "Move only the top disk of a peg that has one.",
-            ),
-        ],
+        vec![answer_with(ACCEPT_ALL, "Any move will do."), right_answer()],
         Duration::ZERO,
     )
     .await;
@@ -258,10 +260,7 @@ async fn a_check_that_rejects_legal_moves_until_the_player_gives_up_is_refined()
             // First the rejecting check, then the right one.
             return match n.fetch_add(1, Ordering::SeqCst) {
                 0 => answer_with(REJECT_ALL, "Any move will do."),
-                _ => answer_with(
-                    &right_check(),
-                    "Move only the top disk of a peg that has one.",
-                ),
+                _ => right_answer(),
             };
         }
         if t.last.contains("Illegal action")
@@ -312,10 +311,7 @@ async fn broken_scripts_are_recorded_and_the_search_goes_on() {
             Answer::text("I would rather not write code."),
             answer_with(BROKEN, "Think."),
             answer_with(CRASHES, "Think."),
-            answer_with(
-                &right_check(),
-                "Move only the top disk of a peg that has one.",
-            ),
+            right_answer(),
         ],
         Duration::ZERO,
     )
@@ -374,10 +370,7 @@ async fn a_refinement_that_repeats_a_node_is_not_rolled_out_again() {
             // A crashing check is rewritten with its guidance; the rewrite is the same again.
             answer_with(CRASHES, "Think."),
             answer_with(CRASHES, "Think."),
-            answer_with(
-                &right_check(),
-                "Move only the top disk of a peg that has one.",
-            ),
+            right_answer(),
         ],
         Duration::ZERO,
     )
@@ -405,13 +398,7 @@ async fn a_refinement_that_repeats_a_node_is_not_rolled_out_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_search_continues_where_it_was() {
     let (env, asked) = model(
-        vec![
-            answer_with(ACCEPT_ALL, "Any move will do."),
-            answer_with(
-                &right_check(),
-                "Move only the top disk of a peg that has one.",
-            ),
-        ],
+        vec![answer_with(ACCEPT_ALL, "Any move will do."), right_answer()],
         Duration::from_millis(150),
     )
     .await;
@@ -552,13 +539,7 @@ async fn a_lister_and_a_policy_are_synthesized_the_same_way() {
         ("policy", WRONG_POLICY, "chose"),
     ] {
         let (env, _) = model(
-            vec![
-                answer_with(wrong, "Play."),
-                answer_with(
-                    &right_check(),
-                    "Move only the top disk of a peg that has one.",
-                ),
-            ],
+            vec![answer_with(wrong, "Play."), right_answer()],
             Duration::ZERO,
         )
         .await;
@@ -602,13 +583,7 @@ async fn a_lister_and_a_policy_are_synthesized_the_same_way() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn max_cost_stops_the_search_and_every_iteration_says_what_it_cost() {
     let (env, asked) = model(
-        vec![
-            answer_with(ACCEPT_ALL, "Any move will do."),
-            answer_with(
-                &right_check(),
-                "Move only the top disk of a peg that has one.",
-            ),
-        ],
+        vec![answer_with(ACCEPT_ALL, "Any move will do."), right_answer()],
         Duration::ZERO,
     )
     .await;
@@ -652,13 +627,7 @@ async fn max_cost_stops_the_search_and_every_iteration_says_what_it_cost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rollouts_run_on_slurm() {
     let (env, asked) = model(
-        vec![
-            answer_with(ACCEPT_ALL, "Any move will do."),
-            answer_with(
-                &right_check(),
-                "Move only the top disk of a peg that has one.",
-            ),
-        ],
+        vec![answer_with(ACCEPT_ALL, "Any move will do."), right_answer()],
         Duration::ZERO,
     )
     .await;
