@@ -2,14 +2,15 @@
 //! variant and task, how many of the actions the model proposed were legal at the first try and
 //! in the end, what the code verifier's re-prompts and fallbacks cost per episode, the reward,
 //! and the episodes won. Rates pool the actions (or episodes) of all seeds and carry a Wilson 95%
-//! interval: the final legal rate is 100% by construction once a verifier gates every action,
-//! so the first-try rate, the re-prompts and the reward are the evidence.
+//! interval; re-prompts, fallbacks and the reward are means over episodes with a t 95% interval.
+//! The final legal rate is 100% by construction once a verifier gates every action, so the
+//! first-try rate, the re-prompts and the reward are the evidence.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::wilson_pct;
+use super::stats::{t_half_width, wilson_pct};
 use super::task_set_of;
 use crate::ablation::Cell;
 use crate::ablation::index::Summary;
@@ -35,23 +36,51 @@ pub struct EpisodeRow {
     pub reward_sum: f64,
     /// Episodes that passed (the task's verifier: a reward at least its threshold).
     pub won: u64,
+    /// Half-widths of the 95% t-intervals over episodes of the re-prompts and fallbacks per
+    /// episode and of the reward (none with fewer than two episodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reprompts_ci: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallbacks_ci: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward_ci: Option<f64>,
+    /// Each episode's figures, for the intervals.
+    #[serde(skip)]
+    samples: Samples,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Samples {
+    reprompts: Vec<f64>,
+    fallbacks: Vec<f64>,
+    rewards: Vec<f64>,
 }
 
 impl EpisodeRow {
     fn add(&mut self, s: &Summary) {
         self.episodes += 1;
-        if let Some(i) = s.interface {
-            self.actions += i.actions;
-            self.legal_first_try += i.legal_first_try;
-            self.legal_final += i.legal_final;
-            self.reprompts += i.reprompts;
-            self.fallbacks += i.fallbacks;
-        }
+        let i = s.interface.unwrap_or_default();
+        self.actions += i.actions;
+        self.legal_first_try += i.legal_first_try;
+        self.legal_final += i.legal_final;
+        self.reprompts += i.reprompts;
+        self.fallbacks += i.fallbacks;
+        self.samples.reprompts.push(i.reprompts as f64);
+        self.samples.fallbacks.push(i.fallbacks as f64);
         if let Some(r) = s.reward {
             self.rewarded += 1;
             self.reward_sum += r;
+            self.samples.rewards.push(r);
         }
         self.won += u64::from(s.outcome == RunOutcome::Passed);
+    }
+
+    /// Sets the intervals once every episode is added.
+    fn close(mut self) -> Self {
+        self.reprompts_ci = t_half_width(&self.samples.reprompts);
+        self.fallbacks_ci = t_half_width(&self.samples.fallbacks);
+        self.reward_ci = t_half_width(&self.samples.rewards);
+        self
     }
 
     pub fn legal_first_try_pct(&self) -> Option<(f64, (f64, f64))> {
@@ -110,13 +139,86 @@ pub fn rows(cells: &[(&Cell, Option<Summary>)], variants: &[String]) -> Vec<Epis
     }
     let mut out = Vec::new();
     for (key, row) in all {
-        out.push(row);
+        out.push(row.close());
         out.extend(
             by_task
                 .range((key.clone(), String::new())..)
                 .take_while(|((k, _), _)| *k == key)
-                .map(|(_, r)| r.clone()),
+                .map(|(_, r)| r.clone().close()),
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ablation::index::InterfaceSummary;
+
+    fn cell(task: &str, seed: u64) -> Cell {
+        Cell {
+            id: format!("{task}-{seed}"),
+            index: 0,
+            variant: "v".into(),
+            task: task.into(),
+            task_path: format!("/tasks/{task}").into(),
+            task_set: "tasks".into(),
+            task_hash: "h".into(),
+            model: "m".into(),
+            seed,
+        }
+    }
+
+    fn episode(reprompts: u64, reward: Option<f64>) -> Summary {
+        Summary {
+            outcome: RunOutcome::Failed,
+            input_tokens: 0,
+            output_tokens: 0,
+            cached_input_tokens: 0,
+            tool_calls: 0,
+            llm_calls: 0,
+            wall_ms: 0,
+            cost_usd: 0.0,
+            parent_input_tokens: 0,
+            parent_output_tokens: 0,
+            parent_tool_calls: 0,
+            parent_llm_calls: 0,
+            children_input_tokens: 0,
+            children_output_tokens: 0,
+            children_tool_calls: 0,
+            children_llm_calls: 0,
+            interface: Some(InterfaceSummary {
+                actions: 4,
+                reprompts,
+                ..InterfaceSummary::default()
+            }),
+            reward,
+        }
+    }
+
+    #[test]
+    fn means_per_episode_carry_a_t_interval_over_episodes() {
+        let cells = [cell("a", 0), cell("a", 1), cell("b", 0)];
+        let summaries = [
+            episode(1, Some(0.0)),
+            episode(3, Some(1.0)),
+            episode(2, None),
+        ];
+        let pairs: Vec<_> = cells.iter().zip(summaries.map(Some)).collect();
+        let rows = rows(&pairs, &["v".to_string()]);
+        let all = &rows[0];
+        assert_eq!((all.task.as_deref(), all.episodes), (None, 3));
+        // Re-prompts 1, 3, 2: mean 2, sd 1, t(0.975, 2) = 4.303 → ± 4.303 / √3.
+        assert_eq!(all.per_episode(all.reprompts), Some(2.0));
+        let h = all.reprompts_ci.unwrap();
+        assert!((h - 4.302_653 / 3f64.sqrt()).abs() < 1e-5, "{h}");
+        // Rewards 0 and 1 (the third episode reported none): ± 12.706 · 0.7071 / √2.
+        assert!((all.reward_ci.unwrap() - 6.353).abs() < 1e-3, "{all:?}");
+        // One episode has no interval.
+        let b = rows
+            .iter()
+            .find(|r| r.task.as_deref() == Some("b"))
+            .unwrap();
+        assert_eq!((b.reprompts_ci, b.reward_ci), (None, None));
+    }
 }

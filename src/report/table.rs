@@ -499,7 +499,11 @@ pub fn episode_table(r: &AblationReport) -> Table {
         ("Won % [95% CI]", true),
     ]);
     let mut t = Table::new(&cols);
-    let per = |v: Option<f64>| v.map_or("—".into(), |x| format!("{x:.2}"));
+    let per = |v: Option<f64>, ci: Option<f64>| match (v, ci) {
+        (Some(x), Some(h)) => format!("{x:.2} ± {h:.2}"),
+        (Some(x), None) => format!("{x:.2}"),
+        (None, _) => "—".into(),
+    };
     for e in &r.episodes {
         let mut row = vec![];
         if several {
@@ -512,10 +516,13 @@ pub fn episode_table(r: &AblationReport) -> Table {
             e.actions.to_string(),
             rate_ci(e.legal_first_try_pct()),
             rate_ci(e.legal_final_pct()),
-            per(e.per_episode(e.reprompts)),
-            per(e.per_episode(e.fallbacks)),
-            e.mean_reward()
-                .map_or("—".into(), |x| format!("{x:.3} (n = {})", e.rewarded)),
+            per(e.per_episode(e.reprompts), e.reprompts_ci),
+            per(e.per_episode(e.fallbacks), e.fallbacks_ci),
+            match (e.mean_reward(), e.reward_ci) {
+                (Some(x), Some(h)) => format!("{x:.3} ± {h:.3} (n = {})", e.rewarded),
+                (Some(x), None) => format!("{x:.3} (n = {})", e.rewarded),
+                (None, _) => "—".into(),
+            },
             rate_ci(e.won_pct()),
         ]);
         t.rows.push(row);
@@ -524,4 +531,4 @@ pub fn episode_table(r: &AblationReport) -> Table {
 }
 
 /// What the episodes table's figures are.
-pub const EPISODES_METHOD: &str = "Finished episodes (passed or failed runs) of tasks that run in an environment. Legal rates are over the actions the model proposed (`finish` excluded), pooled over seeds: first try = taken as proposed, final = taken in the end (repairs included, blocked and refused actions not). Intervals are Wilson 95% score intervals. Re-prompts and fallbacks are the code verifier's, per episode; reward is the mean of the environment's last reward over the episodes that reported one (n; an episode left before its end reports none); won = the task's verifier passed.";
+pub const EPISODES_METHOD: &str = "Finished episodes (passed or failed runs) of tasks that run in an environment. Legal rates are over the actions the model proposed (`finish` excluded), pooled over seeds: first try = taken as proposed, final = taken in the end (repairs included, blocked and refused actions not). Rate intervals are Wilson 95% score intervals. Re-prompts and fallbacks are the code verifier's, per episode; reward is the mean of the environment's last reward over the episodes that reported one (n; an episode left before its end reports none); both ± the half-width of the 95% t-interval over episodes. Won = the task's verifier passed.";
