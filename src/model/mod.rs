@@ -306,7 +306,7 @@ pub trait ChatBackend: Send + Sync {
     }
 
     /// Resolves when `child`'s session must be cut off as its recording was (a replayed call
-    /// that was in flight when the recorded run's wall time ran out). Never, for a live model.
+    /// that was in flight when the recorded child's time ran out). Never, for a live model.
     fn cut_off<'a>(&'a self, _child: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(std::future::pending())
     }

@@ -4,9 +4,9 @@
 //! A cassette is JSON Lines, one line per call, in the order calls finished:
 //! `{"trace": "execute-1#3", "request": {…}, "response": {…}}`, or `"error": {"class", "message"}`
 //! in place of `response` for a failed call, or `"cut": true` for a call still in flight when its
-//! session was cut off (the run's wall time ran out): a replay cuts the session at the same call,
-//! since replayed calls take no time. Requests carry no credentials and no headers are recorded,
-//! so cassettes hold no API keys.
+//! session was cut off (the child's time ran out: the run's wall time or its own timeout): a
+//! replay cuts the session at the same call, since replayed calls take no time. Requests carry
+//! no credentials and no headers are recorded, so cassettes hold no API keys.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;

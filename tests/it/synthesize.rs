@@ -146,6 +146,21 @@ async fn synthesize(
     )
 }
 
+/// A search of `iterations` iterations whose refiner answers `answers` in turn, run to its end:
+/// the repository, the output folder, stderr, and how often the refiner was asked.
+async fn searched(
+    answers: Vec<Answer>,
+    iterations: &str,
+) -> (Repo, PathBuf, String, Arc<AtomicUsize>) {
+    let (env, asked) = model(answers, Duration::ZERO).await;
+    let (repo, tasks) = setup(env);
+    let out = repo.env.root().join("out");
+    let (code, stdout, stderr) =
+        synthesize(&repo, &tasks, &out, &["--iterations", iterations]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    (repo, out, stderr, asked)
+}
+
 fn search(out: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("search.json")).unwrap()).unwrap()
 }
@@ -306,20 +321,16 @@ async fn a_check_that_rejects_legal_moves_until_the_player_gives_up_is_refined()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn broken_scripts_are_recorded_and_the_search_goes_on() {
-    let (env, _) = model(
+    let (repo, out, stderr, _) = searched(
         vec![
             Answer::text("I would rather not write code."),
             answer_with(BROKEN, "Think."),
             answer_with(CRASHES, "Think."),
             right_answer(),
         ],
-        Duration::ZERO,
+        "6",
     )
     .await;
-    let (repo, tasks) = setup(env);
-    let out = repo.env.root().join("out");
-    let (code, stdout, stderr) = synthesize(&repo, &tasks, &out, &["--iterations", "6"]).await;
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
     let s = search(&out);
     let its = s["iterations"].as_array().unwrap();
     assert_eq!(its[0]["fault"]["kind"], "no-code");
@@ -365,20 +376,17 @@ async fn broken_scripts_are_recorded_and_the_search_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refinement_that_repeats_a_node_is_not_rolled_out_again() {
-    let (env, asked) = model(
+    // The repository holds the folders: kept until the end.
+    let (_repo, out, _, asked) = searched(
         vec![
             // A crashing check is rewritten with its guidance; the rewrite is the same again.
             answer_with(CRASHES, "Think."),
             answer_with(CRASHES, "Think."),
             right_answer(),
         ],
-        Duration::ZERO,
+        "3",
     )
     .await;
-    let (repo, tasks) = setup(env);
-    let out = repo.env.root().join("out");
-    let (code, stdout, stderr) = synthesize(&repo, &tasks, &out, &["--iterations", "3"]).await;
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert_eq!(asked.load(Ordering::SeqCst), 3);
     let s = search(&out);
     let its = s["iterations"].as_array().unwrap();
