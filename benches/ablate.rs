@@ -274,22 +274,26 @@ fn summarize(rounds: &[Round], cells: u64, concurrency: usize, latency: Duration
         peak_rss_mb(),
     );
     println!(
-        "   phases of a cell (wall time inside each, summed over the cell's threads; median over rounds):"
+        "   phases of a cell (wall time inside each, summed over the cell's threads, and for phases that never wait the CPU time of their thread; median over rounds):"
     );
     for p in profile::Phase::ALL {
-        let ms: Vec<f64> = rounds
-            .iter()
-            .map(|r| r.phases.get(p).nanos as f64 / 1e6 / cells as f64)
-            .collect();
-        let n: Vec<f64> = rounds
-            .iter()
-            .map(|r| r.phases.get(p).count as f64 / cells as f64)
-            .collect();
+        let per_cell = |f: fn(&profile::Total) -> u64| {
+            let v: Vec<f64> = rounds
+                .iter()
+                .map(|r| f(&r.phases.get(p)) as f64 / cells as f64)
+                .collect();
+            median(v)
+        };
+        let cpu = if p.on_one_thread() {
+            format!("{:>6.3} ms CPU", per_cell(|t| t.cpu_nanos) / 1e6)
+        } else {
+            format!("{:>13}", "")
+        };
         println!(
-            "     {:<30} {:>8.2} ms per cell  ({:.1} per cell)",
+            "     {:<30} {:>8.2} ms wall {cpu} per cell  ({:.1} per cell)",
             p.name(),
-            median(ms),
-            median(n)
+            per_cell(|t| t.nanos) / 1e6,
+            per_cell(|t| t.count)
         );
     }
 }

@@ -8,6 +8,10 @@
 //!
 //! Use: `let _p = profile::phase(Phase::Commit);` at the top of the code the phase covers (the
 //! guard counts when it is dropped), and [`snapshot`] before and after what is measured.
+//!
+//! Phases that never wait (a commit, a record written, a request built) also count the CPU time
+//! of their thread, which is what a machine full of cells runs out of; a phase that awaits moves
+//! between threads and shares them with other tasks, so only its wall time means anything.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -84,6 +88,22 @@ impl Phase {
         }
     }
 
+    /// Whether the phase runs on one thread without waiting for anything (no `.await` inside),
+    /// so that its thread's CPU time is the phase's own.
+    pub fn on_one_thread(self) -> bool {
+        matches!(
+            self,
+            Phase::Workspace
+                | Phase::Commit
+                | Phase::Event
+                | Phase::Record
+                | Phase::Sync
+                | Phase::Request
+                | Phase::Response
+                | Phase::Transcript
+        )
+    }
+
     fn slot(self) -> usize {
         self as usize
     }
@@ -95,12 +115,15 @@ const N: usize = Phase::ALL.len();
 const ZERO: AtomicU64 = AtomicU64::new(0);
 static NANOS: [AtomicU64; N] = [ZERO; N];
 static COUNTS: [AtomicU64; N] = [ZERO; N];
+static CPU_NANOS: [AtomicU64; N] = [ZERO; N];
 
 /// Counts the time until it is dropped against its phase.
 #[must_use = "the phase ends when the guard is dropped"]
 pub struct Guard {
     phase: Phase,
     started: Instant,
+    /// The thread's CPU time at the start, for phases [on one thread](Phase::on_one_thread).
+    cpu_started: Option<u64>,
 }
 
 impl Drop for Guard {
@@ -108,6 +131,9 @@ impl Drop for Guard {
         let ns = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         NANOS[self.phase.slot()].fetch_add(ns, Ordering::Relaxed);
         COUNTS[self.phase.slot()].fetch_add(1, Ordering::Relaxed);
+        if let (Some(start), Some(now)) = (self.cpu_started, thread_cpu_nanos()) {
+            CPU_NANOS[self.phase.slot()].fetch_add(now.saturating_sub(start), Ordering::Relaxed);
+        }
     }
 }
 
@@ -116,15 +142,33 @@ pub fn phase(phase: Phase) -> Guard {
     Guard {
         phase,
         started: Instant::now(),
+        cpu_started: phase.on_one_thread().then(thread_cpu_nanos).flatten(),
     }
+}
+
+/// The CPU time (user and system) the calling thread has used, in nanoseconds.
+fn thread_cpu_nanos() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+    ok.then(|| secs * 1_000_000_000 + nanos)
 }
 
 /// One phase's totals so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Total {
     pub phase: Phase,
+    /// Wall time inside the phase.
     pub nanos: u64,
     pub count: u64,
+    /// CPU time of the phase's thread inside it; 0 for phases not [on one
+    /// thread](Phase::on_one_thread).
+    pub cpu_nanos: u64,
 }
 
 /// The totals of every phase since the process started (subtract two for an interval).
@@ -142,6 +186,7 @@ impl Snapshot {
                     phase: a.phase,
                     nanos: a.nanos.saturating_sub(b.nanos),
                     count: a.count.saturating_sub(b.count),
+                    cpu_nanos: a.cpu_nanos.saturating_sub(b.cpu_nanos),
                 })
                 .collect(),
         )
@@ -157,6 +202,7 @@ impl Snapshot {
                 phase,
                 nanos: 0,
                 count: 0,
+                cpu_nanos: 0,
             })
     }
 }
@@ -170,6 +216,7 @@ pub fn snapshot() -> Snapshot {
                 phase: p,
                 nanos: NANOS[p.slot()].load(Ordering::Relaxed),
                 count: COUNTS[p.slot()].load(Ordering::Relaxed),
+                cpu_nanos: CPU_NANOS[p.slot()].load(Ordering::Relaxed),
             })
             .collect(),
     )
@@ -197,5 +244,24 @@ mod tests {
         // Other tests of this process may count the same phase at the same time.
         assert!(d.count >= 1);
         assert!(d.nanos >= 2_000_000, "{d:?}");
+    }
+
+    #[test]
+    fn a_phase_on_one_thread_counts_its_cpu_time_and_not_its_sleep() {
+        let before = snapshot();
+        {
+            let _p = phase(Phase::Response);
+            let started = Instant::now();
+            let mut x = 0u64;
+            while started.elapsed() < std::time::Duration::from_millis(5) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let d = snapshot().since(&before).get(Phase::Response);
+        assert!(d.cpu_nanos >= 4_000_000, "{d:?}");
+        // Other tests may count the same phase, but none of them sleeps inside it.
+        assert!(d.cpu_nanos + 15_000_000 <= d.nanos, "{d:?}");
+        assert_eq!(snapshot().since(&before).get(Phase::Tool).cpu_nanos, 0);
     }
 }

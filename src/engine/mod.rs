@@ -712,6 +712,14 @@ fn write_record(run: &Run, record: &RunRecord) -> Result<(), WorkspaceError> {
     }
 }
 
+/// Commits an attempt's line that has not been committed yet.
+fn commit_pending(run: &Run, record: &mut Option<String>) -> Result<(), WorkspaceError> {
+    match record.take() {
+        Some(line) => run.commit(&line),
+        None => Ok(()),
+    }
+}
+
 /// Walks the stages. Returns whether the harness's flow succeeded, why it ended, and whether
 /// the infrastructure failed (a provider down, retries spent).
 async fn stages(run: &Run) -> Result<(bool, String, Option<String>), WorkspaceError> {
@@ -747,7 +755,11 @@ async fn stages(run: &Run) -> Result<(bool, String, Option<String>), WorkspaceEr
         let class = outcome
             .infra
             .or_else(|| episode::fault(run).map(|_| episode::ERROR_CLASS.to_string()));
+        // The attempt's line is committed with the transition it leads to; a run that ends
+        // here, or an orchestrator that waits for a model first, records it on its own.
+        let mut record = Some(outcome.record.clone()).filter(|r| !r.is_empty());
         if let Some(class) = class {
+            commit_pending(run, &mut record)?;
             return Ok((
                 false,
                 format!(
@@ -758,6 +770,7 @@ async fn stages(run: &Run) -> Result<(bool, String, Option<String>), WorkspaceEr
             ));
         }
         if let Some(b) = &outcome.budget {
+            commit_pending(run, &mut record)?;
             return Ok((
                 false,
                 format!("stopped in stage {}: {b}", stages[idx].name),
@@ -768,6 +781,7 @@ async fn stages(run: &Run) -> Result<(bool, String, Option<String>), WorkspaceEr
         if let Some(orch) = &run.harness.flow.orchestrator {
             if turns < max_turns {
                 turns += 1;
+                commit_pending(run, &mut record)?;
                 if let Some((n, w)) =
                     stage::orchestrate(run, orch, idx, turns, &story.join("\n")).await?
                 {
@@ -787,7 +801,11 @@ async fn stages(run: &Run) -> Result<(bool, String, Option<String>), WorkspaceEr
             to: to.clone(),
             reason: why.clone(),
         });
-        run.commit(&format!("transition {} -> {to}: {why}", stages[idx].name))?;
+        let transition = format!("transition {} -> {to}: {why}", stages[idx].name);
+        match record.take() {
+            Some(attempt) => run.commit(&format!("{attempt}\n\n{transition}"))?,
+            None => run.commit(&transition)?,
+        }
         match next {
             Next::Stage(i) => idx = i,
             Next::Finish => {

@@ -22,6 +22,9 @@ pub struct StageOutcome {
     /// The class of an infrastructure failure (`auth`, `unreachable`, …), if one ended it.
     pub infra: Option<String>,
     pub budget: Option<Exhausted>,
+    /// The line that names the attempt in the run's history, committed by the caller with the
+    /// transition it leads to (one commit for both); empty when the attempt never started.
+    pub record: String,
 }
 
 /// The verdict on one child's work for a stage, and a report of every check.
@@ -264,13 +267,14 @@ pub async fn attempt(run: &Run, idx: usize, n: u32) -> Result<StageOutcome, Work
         reason: judged.reason.clone(),
         usage,
     });
-    run.commit(&format!(
+    let record = format!(
         "stage {} attempt {n} {}: {}",
         s.name,
         if judged.passed { "passed" } else { "failed" },
         judged.reason
-    ))?;
+    );
     Ok(StageOutcome {
+        record,
         passed: judged.passed,
         reason: judged.reason,
         usage,
