@@ -58,6 +58,9 @@ pub struct ChildReport {
     /// A failure of the run's configuration (`context-overflow`): a result, not retried.
     pub config: Option<String>,
     pub budget: Option<Exhausted>,
+    /// The history's line for this child's end when the caller commits it with the stage's end
+    /// (a stage's child whose judging waits for nothing, see [`super::stage::judging_waits`]).
+    pub record: Option<String>,
 }
 
 impl ChildReport {
@@ -523,7 +526,12 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
         tool_calls: report.tool_calls,
     });
     if req.root == run.ws.root {
-        run.commit(&format!("child {} finished: {status}", req.id))?;
+        let line = format!("child {} finished: {status}", req.id);
+        if matches!(req.kind, Kind::Stage { .. }) && !super::stage::judging_waits(req.stage) {
+            report.record = Some(line);
+        } else {
+            run.commit(&line)?;
+        }
     }
     Ok(report)
 }

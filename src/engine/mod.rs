@@ -712,12 +712,19 @@ fn write_record(run: &Run, record: &RunRecord) -> Result<(), WorkspaceError> {
     }
 }
 
-/// Commits an attempt's line that has not been committed yet.
-fn commit_pending(run: &Run, record: &mut Option<String>) -> Result<(), WorkspaceError> {
-    match record.take() {
-        Some(line) => run.commit(&line),
-        None => Ok(()),
-    }
+/// Commits the lines of history not committed yet as one commit: the first is its summary,
+/// the others its body.
+fn commit_pending(run: &Run, record: &mut Vec<String>) -> Result<(), WorkspaceError> {
+    let Some((summary, body)) = record.split_first() else {
+        return Ok(());
+    };
+    let message = if body.is_empty() {
+        summary.clone()
+    } else {
+        format!("{summary}\n\n{}", body.join("\n"))
+    };
+    record.clear();
+    run.commit(&message)
 }
 
 /// Walks the stages. Returns whether the harness's flow succeeded, why it ended, and whether
@@ -757,7 +764,7 @@ async fn stages(run: &Run) -> Result<(bool, String, Option<String>), WorkspaceEr
             .or_else(|| episode::fault(run).map(|_| episode::ERROR_CLASS.to_string()));
         // The attempt's line is committed with the transition it leads to; a run that ends
         // here, or an orchestrator that waits for a model first, records it on its own.
-        let mut record = Some(outcome.record.clone()).filter(|r| !r.is_empty());
+        let mut record = outcome.record.clone();
         if let Some(class) = class {
             commit_pending(run, &mut record)?;
             return Ok((
@@ -801,11 +808,8 @@ async fn stages(run: &Run) -> Result<(bool, String, Option<String>), WorkspaceEr
             to: to.clone(),
             reason: why.clone(),
         });
-        let transition = format!("transition {} -> {to}: {why}", stages[idx].name);
-        match record.take() {
-            Some(attempt) => run.commit(&format!("{attempt}\n\n{transition}"))?,
-            None => run.commit(&transition)?,
-        }
+        record.push(format!("transition {} -> {to}: {why}", stages[idx].name));
+        commit_pending(run, &mut record)?;
         match next {
             Next::Stage(i) => idx = i,
             Next::Finish => {

@@ -22,9 +22,18 @@ pub struct StageOutcome {
     /// The class of an infrastructure failure (`auth`, `unreachable`, …), if one ended it.
     pub infra: Option<String>,
     pub budget: Option<Exhausted>,
-    /// The line that names the attempt in the run's history, committed by the caller with the
-    /// transition it leads to (one commit for both); empty when the attempt never started.
-    pub record: String,
+    /// The attempt's lines of history not committed yet (its end first, then its child's end
+    /// when that waited for it), committed by the caller with the transition they lead to;
+    /// empty when the attempt never started.
+    pub record: Vec<String>,
+}
+
+/// Whether judging a stage's work runs anything that waits (a command gate, a verifier
+/// child): then its child's end is committed before the judging, not with the stage's end.
+pub fn judging_waits(s: &Stage) -> bool {
+    s.gates
+        .iter()
+        .any(|g| matches!(g.kind, GateKind::Command { .. } | GateKind::Verifier { .. }))
 }
 
 /// The verdict on one child's work for a stage, and a report of every check.
@@ -225,6 +234,7 @@ pub async fn attempt(run: &Run, idx: usize, n: u32) -> Result<StageOutcome, Work
         .and_then(|r| std::fs::read_to_string(run.ws.path(&r.path)).ok())
         .filter(|t| !t.trim().is_empty());
     let attempt_id = format!("{}-{n}", s.name);
+    let mut record = Vec::new();
     let (judged, usage, tool_calls) = if s.candidates > 1 {
         candidates::run(run, s, &attempt_id, reflection).await?
     } else {
@@ -246,6 +256,7 @@ pub async fn attempt(run: &Run, idx: usize, n: u32) -> Result<StageOutcome, Work
             },
         )
         .await?;
+        record.extend(rep.record.clone());
         let j = judge(run, s, &rep, &run.ws.root, &attempt_id).await?;
         let mut usage = rep.usage;
         usage.add(&j.usage);
@@ -267,11 +278,14 @@ pub async fn attempt(run: &Run, idx: usize, n: u32) -> Result<StageOutcome, Work
         reason: judged.reason.clone(),
         usage,
     });
-    let record = format!(
-        "stage {} attempt {n} {}: {}",
-        s.name,
-        if judged.passed { "passed" } else { "failed" },
-        judged.reason
+    record.insert(
+        0,
+        format!(
+            "stage {} attempt {n} {}: {}",
+            s.name,
+            if judged.passed { "passed" } else { "failed" },
+            judged.reason
+        ),
     );
     Ok(StageOutcome {
         record,

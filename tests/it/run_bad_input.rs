@@ -159,6 +159,18 @@ async fn a_gate_script_that_hangs_is_killed_at_its_limit() {
             .contains("did not finish within 2 s"),
         "{failed:?}"
     );
+    // The gate's command waited: the child's end was committed before it, on its own.
+    let story = ran.story();
+    let finished = story
+        .iter()
+        .position(|s| s.starts_with("child execute-1 finished"));
+    let judged = story
+        .iter()
+        .position(|s| s.starts_with("stage execute attempt 1 failed"));
+    assert!(
+        matches!((finished, judged), (Some(f), Some(j)) if f < j),
+        "{story:?}"
+    );
     assert_clean_end(&ran, "failed");
 }
 

@@ -57,20 +57,28 @@ async fn a_basic_run_leaves_a_complete_workspace() {
         r["metrics"]["children"]["input_tokens"], served.prompt_tokens,
         "basic has no runtime-owned calls"
     );
-    // The story of the run, in git.
+    // The story of the run, in git: one commit per transition. The child's end, the stage's and
+    // the transition they lead to are one commit, since nothing waited between them.
     let story = ran.story();
+    assert_eq!(story.len(), 4, "{story:?}");
     assert!(story[0].starts_with("run started: basic "), "{story:?}");
+    assert!(story[1].starts_with("child execute-1 started"), "{story:?}");
     assert!(
-        story
-            .iter()
-            .any(|s| s.starts_with("child execute-1 started"))
+        story[2].starts_with("stage execute attempt 1 passed"),
+        "{story:?}"
     );
+    let body: Vec<String> = ran.messages()[2]
+        .lines()
+        .skip(2)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(body.len(), 2, "{body:?}");
     assert!(
-        story
-            .iter()
-            .any(|s| s.starts_with("stage execute attempt 1 passed"))
+        body[0].starts_with("child execute-1 finished: done"),
+        "{body:?}"
     );
-    assert!(story.last().unwrap().starts_with("run finished: passed"));
+    assert!(body[1].starts_with("transition execute -> "), "{body:?}");
+    assert!(story[3].starts_with("run finished: passed"), "{story:?}");
     let kinds: Vec<String> = ran
         .events()
         .iter()

@@ -204,6 +204,14 @@ impl Ran {
 
     /// The workspace's commit summaries, first to last.
     pub fn story(&self) -> Vec<String> {
+        self.messages()
+            .iter()
+            .map(|m| m.lines().next().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// The whole commit messages of the workspace's branch, oldest first.
+    pub fn messages(&self) -> Vec<String> {
         let repo = git2::Repository::open(&self.ws).expect("a git workspace");
         let mut walk = repo.revwalk().unwrap();
         walk.push_head().unwrap();
@@ -212,7 +220,7 @@ impl Ran {
         walk.map(|o| {
             repo.find_commit(o.unwrap())
                 .unwrap()
-                .summary()
+                .message()
                 .unwrap_or_default()
                 .to_string()
         })
