@@ -7,7 +7,8 @@
 //!    local executor exactly as `nlah ablate` runs them (workspaces, git commits, the child's
 //!    confined shell, the hidden verifier, run.json). Prints wall time against the ideal (3 ×
 //!    the latency), CPU per cell (getrusage of the process and its children, less the mock's
-//!    thread), peak RSS, and where a cell's time goes, per phase (`nlah::profile`).
+//!    thread), peak RSS, and where a cell's time goes, per phase (`nlah::profile`: wall time, and
+//!    for the phases that never wait the CPU time of their thread).
 //! 1. The ablation: 500 cells of the same workload at concurrency 64, model at 100 ms: wall
 //!    time against the ideal, ceil(500 / 64) × the model time of one cell.
 //! 2. Deciding what to resume in an output folder of 10,000 finished cells (synthetic run.json
@@ -20,7 +21,12 @@
 //! its latency; `NLAH_BENCH_LATENCY_MS` (100), `NLAH_BENCH_CELLS` (500) and
 //! `NLAH_BENCH_CONCURRENCY` (64) change part 1, and `NLAH_BENCH_SPACING_US` the pool's spacing
 //! of cell starts (by default [`local::start_spacing`]; 0 starts them all at once);
-//! `NLAH_BENCH_DIR` puts the output folders on another file system (e.g. /dev/shm);
+//! `NLAH_BENCH_DIR` puts the output folders on another file system (e.g. /dev/shm), and
+//! `TMPDIR` the verifiers' scratch folders. The file system matters (the first line printed
+//! names it): on ext4 without a journal, making a file costs a lookup for every inode deleted
+//! nearby in the last minutes, so after a build or an earlier benchmark deleted many files the
+//! same cells cost several ms more; a fresh file system (a loop-mounted ext4 made for the run)
+//! or tmpfs gives the figures of the cells alone;
 //! `NLAH_BENCH_KEEP=1` leaves them there for inspection.
 
 use std::path::{Path, PathBuf};
@@ -596,6 +602,56 @@ fn part2(dir: &Path) -> Res<()> {
     Ok(())
 }
 
+/// The file system `path` is on, since the figures depend on it: its type, and for ext4 whether
+/// it keeps a journal. Without one, ext4 skips every inode deleted in the last minutes when it
+/// makes a file, with a lookup each (`recently_deleted` in the kernel's `ialloc.c`), so making
+/// files slows down after many were deleted anywhere near them: the same cells then cost
+/// several ms more of CPU than on a fresh file system or tmpfs.
+fn file_system(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return "unknown".into();
+    };
+    // SAFETY: a zeroed statfs is a valid value, and statfs writes the struct it is given from a
+    // NUL-terminated path.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return "unknown".into();
+    }
+    match st.f_type {
+        0xEF53 => match ext4_journal(path) {
+            Some(true) => "ext4 with a journal".into(),
+            Some(false) => "ext4 without a journal".into(),
+            None => "ext4".into(),
+        },
+        0x0102_1994 => "tmpfs".into(),
+        0x5846_5342 => "xfs".into(),
+        0x9123_683E => "btrfs".into(),
+        other => format!("file system type {other:#x}"),
+    }
+}
+
+/// Whether the ext4 file system holding `path` has a journal, from its mount's device in
+/// /proc/self/mountinfo and /sys/fs/ext4/DEVICE/journal_task (`<none>` without one).
+fn ext4_journal(path: &Path) -> Option<bool> {
+    let path = path.canonicalize().ok()?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let (_, device) = info
+        .lines()
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            let dash = fields.iter().position(|f| *f == "-")?;
+            let mount = Path::new(fields.get(4)?);
+            let device = fields.get(dash + 2)?;
+            (fields.get(dash + 1) == Some(&"ext4") && path.starts_with(mount))
+                .then(|| (mount.as_os_str().len(), device.to_string()))
+        })
+        .max_by_key(|(len, _)| *len)?;
+    let name = Path::new(&device).file_name()?.to_str()?.to_string();
+    let task = std::fs::read_to_string(format!("/sys/fs/ext4/{name}/journal_task")).ok()?;
+    Some(task.trim() != "<none>")
+}
+
 fn main() -> Res<()> {
     // The output folders' file system matters: git objects and workspaces are thousands of new
     // files per second. NLAH_BENCH_DIR picks where they go (default: the system's temp folder).
@@ -603,7 +659,13 @@ fn main() -> Res<()> {
         Some(d) => tempfile::tempdir_in(d)?,
         None => tempfile::tempdir()?,
     };
-    println!("output folders under {}", dir.path().display());
+    println!(
+        "output folders under {} ({}); the verifiers' scratch folders in {} ({})",
+        dir.path().display(),
+        file_system(dir.path()),
+        std::env::temp_dir().display(),
+        file_system(&std::env::temp_dir())
+    );
     // Kept from the start, so that a failed check leaves the cells to look at.
     let (path, _dir) = if std::env::var_os("NLAH_BENCH_KEEP").is_some() {
         println!("kept");

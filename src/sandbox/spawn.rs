@@ -127,14 +127,46 @@ impl Drop for Spawned {
         let pid = self.pid;
         // SAFETY: as in start_kill.
         unsafe { libc::kill(pid, libc::SIGKILL) };
-        // Reaped off the caller's thread: a killed process still takes a moment to end.
-        let _ = std::thread::Builder::new()
-            .name("nlah-reap".into())
-            .spawn(move || {
-                let mut raw = 0;
-                // SAFETY: as in try_reap.
-                unsafe { libc::waitpid(pid, &mut raw, 0) };
-            });
+        // Reaped off the caller's thread, since a killed process still takes a moment to end;
+        // then its network namespace may serve again (a child's shell ends this way, so without
+        // it every cell made a namespace for its shell and threw it away).
+        let lease = self.lease.take();
+        let reap = move || {
+            let mut raw = 0;
+            // SAFETY: as in try_reap.
+            unsafe { libc::waitpid(pid, &mut raw, 0) };
+            if let Some(lease) = lease {
+                lease.release(pid);
+            }
+        };
+        match (
+            tokio::runtime::Handle::try_current(),
+            self.pidfd.get_ref().try_clone(),
+        ) {
+            // On the runtime: a task that wakes when the pidfd turns readable (the process
+            // ended), rather than a thread per command.
+            (Ok(rt), Ok(fd)) => {
+                rt.spawn(async move {
+                    // SAFETY: a duplicate of the pidfd, owned by the OwnedFd the AsyncFd keeps
+                    // open and unchanged until it is dropped.
+                    let registered = unsafe {
+                        AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+                    };
+                    match registered {
+                        Ok(fd) => {
+                            let _ = fd.readable().await;
+                            reap();
+                        }
+                        Err(_) => drop(tokio::task::spawn_blocking(reap)),
+                    }
+                });
+            }
+            _ => {
+                let _ = std::thread::Builder::new()
+                    .name("nlah-reap".into())
+                    .spawn(reap);
+            }
+        }
     }
 }
 
@@ -514,6 +546,45 @@ mod tests {
         assert_eq!(
             d, c,
             "nothing of the ended command is left in its namespace"
+        );
+        drop(child);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_command_dropped_while_it_runs_is_reaped_and_its_namespace_serves_again() {
+        if super::super::support().net != NetMode::NetOnly || !pidfd_works() {
+            eprintln!("skipped: no pooled network namespaces here (needs root)");
+            return;
+        }
+        // A child's shell ends this way: dropped while it still runs, killed, reaped later.
+        let ws = tempfile::tempdir().unwrap();
+        let (launch, reader, c) = bash_in(ws.path(), "readlink /proc/self/ns/net; sleep 30".into());
+        let (child, _) = spawn(launch, &c).await;
+        let child = child.unwrap();
+        let pgid = child.id().unwrap() as i32;
+        let mut first = String::new();
+        let mut pipe =
+            tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader)).unwrap();
+        let mut byte = [0u8; 1];
+        while pipe.read(&mut byte).await.unwrap() == 1 && byte[0] != b'\n' {
+            first.push(char::from(byte[0]));
+        }
+        drop(child);
+        // A zombie still counts in its group: the group is empty once the reaper waited for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        // SAFETY: signal 0 only asks whether the group still has members.
+        while unsafe { libc::kill(-pgid, 0) } == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dropped command was not reaped"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (again, _, child) = netns_of("true").await;
+        assert_eq!(
+            again, first,
+            "the killed command's namespace is entered again"
         );
         drop(child);
     }
