@@ -495,16 +495,15 @@ mod tests {
         std::fs::write(outside.path().join("y"), "y").unwrap();
     }
 
-    /// Runs `script` confined without network; returns the command's network namespace (as
-    /// `/proc/self/ns/net` names it), its process group and the ended child, not yet dropped.
-    async fn netns_of(script: &str) -> (String, i32, Child) {
+    /// Starts `script` confined without network; returns the command's network namespace (as
+    /// `/proc/self/ns/net` names it, read before the script), its process group and the child.
+    async fn netns_started(script: &str) -> (String, i32, Child) {
         let ws = tempfile::tempdir().unwrap();
         let (launch, reader, c) =
             bash_in(ws.path(), format!("readlink /proc/self/ns/net; {script}"));
         let (child, _) = spawn(launch, &c).await;
-        let mut child = child.unwrap();
+        let child = child.unwrap();
         let pgid = child.id().unwrap() as i32;
-        assert!(child.wait().await.unwrap().success());
         let mut first = String::new();
         let mut pipe =
             tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader)).unwrap();
@@ -512,6 +511,13 @@ mod tests {
         while pipe.read(&mut byte).await.unwrap() == 1 && byte[0] != b'\n' {
             first.push(char::from(byte[0]));
         }
+        (first, pgid, child)
+    }
+
+    /// As [`netns_started`], the child ended (successfully) but not yet dropped.
+    async fn netns_of(script: &str) -> (String, i32, Child) {
+        let (first, pgid, mut child) = netns_started(script).await;
+        assert!(child.wait().await.unwrap().success());
         (first, pgid, child)
     }
 
@@ -557,18 +563,7 @@ mod tests {
             return;
         }
         // A child's shell ends this way: dropped while it still runs, killed, reaped later.
-        let ws = tempfile::tempdir().unwrap();
-        let (launch, reader, c) = bash_in(ws.path(), "readlink /proc/self/ns/net; sleep 30".into());
-        let (child, _) = spawn(launch, &c).await;
-        let child = child.unwrap();
-        let pgid = child.id().unwrap() as i32;
-        let mut first = String::new();
-        let mut pipe =
-            tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader)).unwrap();
-        let mut byte = [0u8; 1];
-        while pipe.read(&mut byte).await.unwrap() == 1 && byte[0] != b'\n' {
-            first.push(char::from(byte[0]));
-        }
+        let (first, pgid, child) = netns_started("sleep 30").await;
         drop(child);
         // A zombie still counts in its group: the group is empty once the reaper waited for it.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
