@@ -25,8 +25,8 @@
 //! `TMPDIR` the verifiers' scratch folders. The file system matters (the first line printed
 //! names it): on ext4 without a journal, making a file costs a lookup for every inode deleted
 //! nearby in the last minutes, so after a build or an earlier benchmark deleted many files the
-//! same cells cost several ms more; a fresh file system (a loop-mounted ext4 made for the run)
-//! or tmpfs gives the figures of the cells alone;
+//! same cells cost several ms more; a fresh file system (`benches/fresh-fs.sh -- cargo bench
+//! --bench ablate` makes one on a loop device) or tmpfs gives the figures of the cells alone;
 //! `NLAH_BENCH_KEEP=1` leaves them there for inspection.
 
 use std::path::{Path, PathBuf};
