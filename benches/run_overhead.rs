@@ -246,7 +246,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert_eq!(report.record.outcome.as_str(), "passed");
     }
     println!(
-        "a whole run of 10 model calls (model answering at once; workspace, 6 commits, verifier): {}",
+        "a whole run of 10 model calls (model answering at once; workspace, 4 commits, verifier): {}",
         stats(short, "ms")
     );
     if std::env::var_os("NLAH_BENCH_SHORT_ONLY").is_some() {

@@ -60,7 +60,7 @@ pub struct ChildReport {
     pub budget: Option<Exhausted>,
     /// The history's line for this child's end when the caller commits it with the stage's end
     /// (a stage's child whose judging waits for nothing, see [`super::stage::judging_waits`]).
-    pub record: Option<String>,
+    pub commit_line: Option<String>,
 }
 
 impl ChildReport {
@@ -528,7 +528,7 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
     if req.root == run.ws.root {
         let line = format!("child {} finished: {status}", req.id);
         if matches!(req.kind, Kind::Stage { .. }) && !super::stage::judging_waits(req.stage) {
-            report.record = Some(line);
+            report.commit_line = Some(line);
         } else {
             run.commit(&line)?;
         }

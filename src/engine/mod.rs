@@ -714,8 +714,8 @@ fn write_record(run: &Run, record: &RunRecord) -> Result<(), WorkspaceError> {
 
 /// Commits the lines of history not committed yet as one commit: the first is its summary,
 /// the others its body.
-fn commit_pending(run: &Run, record: &mut Vec<String>) -> Result<(), WorkspaceError> {
-    let Some((summary, body)) = record.split_first() else {
+fn commit_pending(run: &Run, lines: &mut Vec<String>) -> Result<(), WorkspaceError> {
+    let Some((summary, body)) = lines.split_first() else {
         return Ok(());
     };
     let message = if body.is_empty() {
@@ -723,7 +723,7 @@ fn commit_pending(run: &Run, record: &mut Vec<String>) -> Result<(), WorkspaceEr
     } else {
         format!("{summary}\n\n{}", body.join("\n"))
     };
-    record.clear();
+    lines.clear();
     run.commit(&message)
 }
 
@@ -745,7 +745,7 @@ async fn stages(run: &Run) -> Result<(bool, String, Option<String>), WorkspaceEr
     let fuse = 64 * stages.len().max(1);
     for _ in 0..fuse {
         attempts[idx] += 1;
-        let outcome = stage::attempt(run, idx, attempts[idx]).await?;
+        let mut outcome = stage::attempt(run, idx, attempts[idx]).await?;
         run.stage_metrics(
             &stages[idx].name,
             outcome.passed,
@@ -764,9 +764,9 @@ async fn stages(run: &Run) -> Result<(bool, String, Option<String>), WorkspaceEr
             .or_else(|| episode::fault(run).map(|_| episode::ERROR_CLASS.to_string()));
         // The attempt's line is committed with the transition it leads to; a run that ends
         // here, or an orchestrator that waits for a model first, records it on its own.
-        let mut record = outcome.record.clone();
+        let mut lines = std::mem::take(&mut outcome.commit_lines);
         if let Some(class) = class {
-            commit_pending(run, &mut record)?;
+            commit_pending(run, &mut lines)?;
             return Ok((
                 false,
                 format!(
@@ -777,7 +777,7 @@ async fn stages(run: &Run) -> Result<(bool, String, Option<String>), WorkspaceEr
             ));
         }
         if let Some(b) = &outcome.budget {
-            commit_pending(run, &mut record)?;
+            commit_pending(run, &mut lines)?;
             return Ok((
                 false,
                 format!("stopped in stage {}: {b}", stages[idx].name),
@@ -788,7 +788,7 @@ async fn stages(run: &Run) -> Result<(bool, String, Option<String>), WorkspaceEr
         if let Some(orch) = &run.harness.flow.orchestrator {
             if turns < max_turns {
                 turns += 1;
-                commit_pending(run, &mut record)?;
+                commit_pending(run, &mut lines)?;
                 if let Some((n, w)) =
                     stage::orchestrate(run, orch, idx, turns, &story.join("\n")).await?
                 {
@@ -808,8 +808,8 @@ async fn stages(run: &Run) -> Result<(bool, String, Option<String>), WorkspaceEr
             to: to.clone(),
             reason: why.clone(),
         });
-        record.push(format!("transition {} -> {to}: {why}", stages[idx].name));
-        commit_pending(run, &mut record)?;
+        lines.push(format!("transition {} -> {to}: {why}", stages[idx].name));
+        commit_pending(run, &mut lines)?;
         match next {
             Next::Stage(i) => idx = i,
             Next::Finish => {

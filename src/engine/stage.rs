@@ -25,7 +25,7 @@ pub struct StageOutcome {
     /// The attempt's lines of history not committed yet (its end first, then its child's end
     /// when that waited for it), committed by the caller with the transition they lead to;
     /// empty when the attempt never started.
-    pub record: Vec<String>,
+    pub commit_lines: Vec<String>,
 }
 
 /// Whether judging a stage's work runs anything that waits (a command gate, a verifier
@@ -234,7 +234,7 @@ pub async fn attempt(run: &Run, idx: usize, n: u32) -> Result<StageOutcome, Work
         .and_then(|r| std::fs::read_to_string(run.ws.path(&r.path)).ok())
         .filter(|t| !t.trim().is_empty());
     let attempt_id = format!("{}-{n}", s.name);
-    let mut record = Vec::new();
+    let mut lines = Vec::new();
     let (judged, usage, tool_calls) = if s.candidates > 1 {
         candidates::run(run, s, &attempt_id, reflection).await?
     } else {
@@ -244,7 +244,7 @@ pub async fn attempt(run: &Run, idx: usize, n: u32) -> Result<StageOutcome, Work
                 ..StageOutcome::default()
             });
         };
-        let rep = child::run(
+        let mut rep = child::run(
             run,
             Request {
                 id: attempt_id.clone(),
@@ -256,7 +256,7 @@ pub async fn attempt(run: &Run, idx: usize, n: u32) -> Result<StageOutcome, Work
             },
         )
         .await?;
-        record.extend(rep.record.clone());
+        lines.extend(rep.commit_line.take());
         let j = judge(run, s, &rep, &run.ws.root, &attempt_id).await?;
         let mut usage = rep.usage;
         usage.add(&j.usage);
@@ -278,7 +278,7 @@ pub async fn attempt(run: &Run, idx: usize, n: u32) -> Result<StageOutcome, Work
         reason: judged.reason.clone(),
         usage,
     });
-    record.insert(
+    lines.insert(
         0,
         format!(
             "stage {} attempt {n} {}: {}",
@@ -288,7 +288,7 @@ pub async fn attempt(run: &Run, idx: usize, n: u32) -> Result<StageOutcome, Work
         ),
     );
     Ok(StageOutcome {
-        record,
+        commit_lines: lines,
         passed: judged.passed,
         reason: judged.reason,
         usage,

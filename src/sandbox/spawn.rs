@@ -514,6 +514,15 @@ mod tests {
         (first, pgid, child)
     }
 
+    /// Fails, saying why, where commands' network namespaces are not pooled (not root, or no
+    /// pidfd): the tests that need it are ignored unless asked for.
+    fn assert_pooled_namespaces() {
+        assert!(
+            super::super::support().net == NetMode::NetOnly && pidfd_works(),
+            "needs root and pidfd_open: only then are network namespaces pooled"
+        );
+    }
+
     /// As [`netns_started`], the child ended (successfully) but not yet dropped.
     async fn netns_of(script: &str) -> (String, i32, Child) {
         let (first, pgid, mut child) = netns_started(script).await;
@@ -522,11 +531,9 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs root: only root's network namespaces are pooled (.ci/run runs as root)"]
     async fn a_network_namespace_serves_again_only_once_its_group_is_empty() {
-        if super::super::support().net != NetMode::NetOnly || !pidfd_works() {
-            eprintln!("skipped: no pooled network namespaces here (needs root)");
-            return;
-        }
+        assert_pooled_namespaces();
         let mine = std::fs::read_link("/proc/self/ns/net").unwrap();
         let (a, _, child) = netns_of("true").await;
         assert_ne!(
@@ -557,11 +564,9 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs root: only root's network namespaces are pooled (.ci/run runs as root)"]
     async fn a_command_dropped_while_it_runs_is_reaped_and_its_namespace_serves_again() {
-        if super::super::support().net != NetMode::NetOnly || !pidfd_works() {
-            eprintln!("skipped: no pooled network namespaces here (needs root)");
-            return;
-        }
+        assert_pooled_namespaces();
         // A child's shell ends this way: dropped while it still runs, killed, reaped later.
         let (first, pgid, child) = netns_started("sleep 30").await;
         drop(child);

@@ -685,29 +685,26 @@ async fn iterate(
                     kind: "unchanged".into(),
                     message: format!("the same script and guidance as node {}", same.id),
                 });
-                s.iterations.push(it.clone());
-                search::write(out, s)?;
-                sink(&refined_event(&it));
-                return Ok(None);
+            } else {
+                let id = s.nodes.len();
+                s.nodes.push(Node {
+                    id,
+                    parent: refined,
+                    iteration: k,
+                    tree,
+                    commit: None,
+                    script_sha: sha256_hex(code.as_bytes()),
+                    guidance: new_guidance,
+                    legal: 0,
+                    illegal: 0,
+                    code_errors: 0,
+                    infra_errors: 0,
+                    rollouts_done: 0,
+                    cost_usd: 0.0,
+                    failures: Vec::new(),
+                });
+                it.node = Some(id);
             }
-            let id = s.nodes.len();
-            s.nodes.push(Node {
-                id,
-                parent: refined,
-                iteration: k,
-                tree,
-                commit: None,
-                script_sha: sha256_hex(code.as_bytes()),
-                guidance: new_guidance,
-                legal: 0,
-                illegal: 0,
-                code_errors: 0,
-                infra_errors: 0,
-                rollouts_done: 0,
-                cost_usd: 0.0,
-                failures: Vec::new(),
-            });
-            it.node = Some(id);
         }
     }
     s.iterations.push(it.clone());
