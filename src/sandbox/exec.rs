@@ -71,6 +71,7 @@ pub async fn run(c: &ShellCommand<'_>) -> Result<ShellResult, SandboxError> {
         // The only write end: it is gone once the command has started, so reading ends with it.
         output: OwnedFd::from(writer),
         input: None,
+        prelude: None,
     };
     let started = Instant::now();
     let (spawned, enforcement) = super::spawn::spawn(launch, c.confinement).await;

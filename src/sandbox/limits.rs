@@ -122,20 +122,10 @@ pub(super) fn apply(pid: libc::pid_t, set: &[Rlimit]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `program args` started so that bash sets `set` first (`ulimit`, soft and hard), for a start
-/// that runs no code of nlah's in the command (`posix_spawn`). A `bash -c SCRIPT` gets the
-/// `ulimit`s in front of its script, on the same line (line numbers in its messages stay what
-/// they were); anything else is started by a `bash -c` that sets them and `exec`s it. A limit
-/// that cannot be set is already lower than asked (only raising needs a privilege), so its
-/// failure is ignored.
-pub(super) fn through_bash<'a>(
-    program: &'a str,
-    args: Vec<std::ffi::OsString>,
-    set: &[Rlimit],
-) -> (&'a str, Vec<std::ffi::OsString>) {
-    if set.is_empty() {
-        return (program, args);
-    }
+/// The `ulimit` commands that set `set` in a bash (soft and hard), each on the same line and
+/// ending in `; `. A limit that cannot be set is already lower than asked (only raising needs a
+/// privilege), so its failure is ignored.
+pub(super) fn ulimits(set: &[Rlimit]) -> String {
     let mut prefix = String::new();
     for &(resource, soft, hard) in set {
         // bash counts data and file sizes in 1,024-byte blocks (512 only in POSIX mode).
@@ -157,12 +147,42 @@ pub(super) fn through_bash<'a>(
             ));
         }
     }
-    if program == "bash" && args.first().is_some_and(|a| a == "-c") && args.len() >= 2 {
-        let mut args = args;
-        let mut script = std::ffi::OsString::from(prefix);
-        script.push(&args[1]);
-        args[1] = script;
-        return ("bash", args);
+    prefix
+}
+
+/// `program args` started so that bash sets `set` first ([`ulimits`]), for a start that runs no
+/// code of nlah's in the command (`posix_spawn`), with one `bash` where the command is one (a
+/// second costs a millisecond of CPU): a `bash -c SCRIPT` gets the `ulimit`s in front of its
+/// script, on the same line (line numbers in its messages stay what they were); `bash
+/// PATH/SCRIPT ARGS` becomes `bash -c '…; . "$0"' SCRIPT ARGS`, which sees the same `$0`, arguments,
+/// `BASH_SOURCE`, messages and exit status; anything else is started by a `bash -c` that sets
+/// them and `exec`s it.
+pub(super) fn through_bash<'a>(
+    program: &'a str,
+    args: Vec<std::ffi::OsString>,
+    set: &[Rlimit],
+) -> (&'a str, Vec<std::ffi::OsString>) {
+    if set.is_empty() {
+        return (program, args);
+    }
+    let prefix = ulimits(set);
+    let mut args = args;
+    if program == "bash" {
+        if args.first().is_some_and(|a| a == "-c") && args.len() >= 2 {
+            let mut script = std::ffi::OsString::from(prefix);
+            script.push(&args[1]);
+            args[1] = script;
+            return ("bash", args);
+        }
+        // A script named by a path (`.` would look a bare name up on `PATH`), not an option.
+        if args.first().is_some_and(|a| {
+            let a = a.as_encoded_bytes();
+            !a.starts_with(b"-") && a.contains(&b'/')
+        }) {
+            args.insert(0, format!("{prefix}. \"$0\"").into());
+            args.insert(0, "-c".into());
+            return ("bash", args);
+        }
     }
     let mut wrapped: Vec<std::ffi::OsString> = vec![
         "-c".into(),
@@ -191,12 +211,20 @@ mod tests {
             script.ends_with("ulimit -S -H -c 0 2>/dev/null; echo hi"),
             "{script}"
         );
-        let (p, a) = through_bash("bash", vec!["/t/test.sh".into()], &set);
+        let (p, a) = through_bash("bash", vec!["/t/test.sh".into(), "x".into()], &set);
         assert_eq!(p, "bash");
         assert_eq!(a[0], "-c");
+        assert!(a[1].to_string_lossy().ends_with("0 2>/dev/null; . \"$0\""));
+        assert_eq!(a[2..], ["/t/test.sh", "x"]);
+        let (p, a) = through_bash("bash", vec!["-x".into(), "/t/test.sh".into()], &set);
+        assert_eq!(p, "bash");
         assert!(a[1].to_string_lossy().ends_with("exec \"$0\" \"$@\""));
-        assert_eq!(a[2], "bash");
-        assert_eq!(a[3], "/t/test.sh");
+        assert_eq!(a[2..], ["bash", "-x", "/t/test.sh"]);
+        let (_, a) = through_bash("bash", vec!["test.sh".into()], &set);
+        assert_eq!(a[2..], ["bash", "test.sh"]);
+        let (p, a) = through_bash("python3", vec!["t.py".into()], &set);
+        assert_eq!(p, "bash");
+        assert_eq!(a[2..], ["python3", "t.py"]);
         let (p, a) = through_bash("bash", vec!["-c".into(), "x".into()], &[]);
         assert_eq!((p, a.len()), ("bash", 2));
     }

@@ -65,6 +65,8 @@ impl ShellSession {
         let scratch = Scratch::prepare(cwd)?;
         let (out_reader, out_writer) = std::io::pipe().map_err(io("cannot create a pipe"))?;
         let (in_reader, in_writer) = std::io::pipe().map_err(io("cannot create a pipe"))?;
+        // The shell's resource limits, if they are its to set: its first line, before any command.
+        let mut first = String::new();
         let launch = Launch {
             program: "bash",
             args: vec!["--noprofile".into(), "--norc".into(), "-s".into()],
@@ -72,6 +74,7 @@ impl ShellSession {
             env: super::env::clean_vars(&scratch.home, &scratch.tmp, allow_env),
             output: OwnedFd::from(out_writer),
             input: Some(OwnedFd::from(in_reader)),
+            prelude: Some(&mut first),
         };
         let (spawned, enforcement) = super::spawn::spawn(launch, c).await;
         let child = spawned.map_err(SandboxError::Spawn)?;
@@ -82,8 +85,9 @@ impl ShellSession {
         let mut input = input;
         // `eval` in a function: `cd` and variables persist, `return` ends only the command, and
         // a syntax error is the command's (status 2) while the shell reads on.
+        first.push_str("__nlah_eval() { eval \"$1\" </dev/null 2>&1; }\n");
         input
-            .write_all(b"__nlah_eval() { eval \"$1\" </dev/null 2>&1; }\n")
+            .write_all(first.as_bytes())
             .await
             .map_err(io("cannot write to the shell"))?;
         Ok(ShellSession {

@@ -37,6 +37,10 @@ pub struct Launch<'a> {
     pub output: OwnedFd,
     /// What the command reads; `None`: `/dev/null`.
     pub input: Option<OwnedFd>,
+    /// For a shell that reads its commands from `input`: where the resource limits it must set
+    /// are written (`ulimit`s, for the caller to send first), where a start that runs no code of
+    /// ours would otherwise put a second `bash` in front of it. Empty if they are set already.
+    pub prelude: Option<&'a mut String>,
 }
 
 /// A started command. Killed (not waited for) when dropped before it ended.
@@ -217,9 +221,15 @@ async fn spawn_from_thread(
 ) -> std::io::Result<Spawned> {
     // posix_spawn runs no code of ours in the command, so bash sets the limits first thing.
     let rlimits = std::mem::take(&mut hook.rlimits);
-    let (program, args) = super::limits::through_bash(launch.program, launch.args, &rlimits);
-    launch.args = args;
-    launch.program = program;
+    match launch.prelude.take() {
+        Some(prelude) => prelude.push_str(&super::limits::ulimits(&rlimits)),
+        None => {
+            let args = std::mem::take(&mut launch.args);
+            let (program, args) = super::limits::through_bash(launch.program, args, &rlimits);
+            launch.args = args;
+            launch.program = program;
+        }
+    }
     let args = Prepared::new(&launch)?;
     let output = launch.output;
     let input = launch.input;
@@ -452,6 +462,7 @@ mod tests {
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],
             output: OwnedFd::from(writer),
             input: None,
+            prelude: None,
         };
         let c = Confinement::workspace(ws);
         (launch, reader, c)
@@ -493,6 +504,32 @@ mod tests {
         }
         // The thread that confined itself is gone; this process is as free as before.
         std::fs::write(outside.path().join("y"), "y").unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bash_script_sees_its_own_name_arguments_and_limits() {
+        // How the verifier starts `test.sh`: its limits set by the bash that runs it.
+        let ws = tempfile::tempdir().unwrap();
+        let script = ws.path().join("t.sh");
+        std::fs::write(
+            &script,
+            "echo \"$0|$1|${BASH_SOURCE[0]}|$(ulimit -c)|$(ulimit -f)\"\nexit 3\n",
+        )
+        .unwrap();
+        let (mut launch, reader, mut c) = bash_in(ws.path(), String::new());
+        launch.args = vec![script.clone().into(), "one".into()];
+        c.limits.file_bytes = Some(1 << 20);
+        let (child, _) = spawn(launch, &c).await;
+        let status = child.unwrap().wait().await.unwrap();
+        assert_eq!(status.code(), Some(3));
+        let mut out = String::new();
+        tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))
+            .unwrap()
+            .read_to_string(&mut out)
+            .await
+            .unwrap();
+        let s = script.display();
+        assert_eq!(out, format!("{s}|one|{s}|0|1024\n"));
     }
 
     /// Starts `script` confined without network; returns the command's network namespace (as

@@ -162,6 +162,7 @@ pub async fn verify(
                 env,
                 output: OwnedFd::from(writer),
                 input: None,
+                prelude: None,
             };
             let (child, _enforcement) = sandbox::spawn::spawn(launch, &confinement).await;
             child.map_err(spawn_err)?
