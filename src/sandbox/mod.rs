@@ -74,6 +74,7 @@
 mod caps;
 pub mod env;
 pub mod exec;
+mod fd_table;
 mod guardian;
 mod landlock_fs;
 pub mod limits;

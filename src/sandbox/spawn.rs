@@ -233,24 +233,39 @@ async fn spawn_from_thread(
     let args = Prepared::new(&launch)?;
     let output = launch.output;
     let input = launch.input;
+    let rt = tokio::runtime::Handle::current();
+    // Asked here: the spawning thread, once in a PID namespace of its own, cannot start threads.
+    let small = super::fd_table::available();
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("nlah-spawn".into())
         .spawn(move || {
-            let pid = hook
-                .apply_to_thread()
-                .and_then(|lease| Ok((args.spawn(&output, input.as_ref())?, lease)));
-            // The thread keeps its confinement and ends here; the output fd closes with it.
-            let _ = tx.send(pid);
+            let mut lease = None;
+            let pid = hook.apply_to_thread().and_then(|l| {
+                lease = l;
+                spawn_small(small, &args, &output, input.as_ref())
+            });
+            // The thread keeps its confinement and ends here. What came from the process's
+            // table is closed by the caller, in that table: this thread may have its own.
+            if let Err((pid, lease, output, input)) = tx.send((pid, lease, output, input)) {
+                // The caller gave up: the command must not outlive it unwatched.
+                rt.spawn_blocking(move || {
+                    if let Ok(pid) = pid {
+                        kill_and_reap(pid);
+                    }
+                    drop((lease, output, input));
+                });
+            }
         })?;
-    let (pid, lease) = rx
+    let (pid, lease, output, input) = rx
         .await
-        .map_err(|_| std::io::Error::other("the spawning thread ended without a word"))??;
-    // SAFETY: kill and waitpid on our own unreaped child: a child whose start failed halfway
-    // must not outlive it.
-    let abandon = |e: std::io::Error| unsafe {
-        libc::kill(pid, libc::SIGKILL);
-        libc::waitpid(pid, std::ptr::null_mut(), 0);
+        .map_err(|_| std::io::Error::other("the spawning thread ended without a word"))?;
+    // The command holds its own copies now.
+    drop((output, input));
+    let pid = pid?;
+    // A child whose start failed halfway must not outlive it.
+    let abandon = |e: std::io::Error| {
+        kill_and_reap(pid);
         e
     };
     // SAFETY: pidfd_open takes a pid and flags; the pid is our unreaped child.
@@ -276,6 +291,15 @@ async fn spawn_from_thread(
     })
 }
 
+/// Kills our unreaped child `pid` and waits for it.
+fn kill_and_reap(pid: libc::pid_t) {
+    // SAFETY: kill and waitpid on our own child, not yet reaped, so the pid still names it.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+}
+
 /// Whether this kernel has `pidfd_open` (Linux 5.3).
 fn pidfd_works() -> bool {
     static WORKS: OnceLock<bool> = OnceLock::new();
@@ -289,6 +313,24 @@ fn pidfd_works() -> bool {
             fd >= 0
         }
     })
+}
+
+/// Spawns `args` from the calling thread with a descriptor table of its own holding only what
+/// the command gets ([`super::fd_table`]) if `small`; else from the process's.
+fn spawn_small(
+    small: bool,
+    args: &Prepared,
+    output: &OwnedFd,
+    input: Option<&OwnedFd>,
+) -> std::io::Result<libc::pid_t> {
+    if !small {
+        return args.spawn(output, input);
+    }
+    match super::fd_table::take(output.as_raw_fd(), input.map(AsRawFd::as_raw_fd)) {
+        Ok(own) => args.spawn(&own.output, own.input.as_ref()),
+        Err(super::fd_table::Step::Shared(_)) => args.spawn(output, input),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Everything `posix_spawn` reads, as C strings, made before the thread starts.
@@ -504,6 +546,28 @@ mod tests {
         }
         // The thread that confined itself is gone; this process is as free as before.
         std::fs::write(outside.path().join("y"), "y").unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_command_holds_its_three_streams_and_nothing_else() {
+        let ws = tempfile::tempdir().unwrap();
+        // Descriptors nlah holds that the command must not: a file and a pipe.
+        let _held = std::fs::File::open("/dev/null").unwrap();
+        let _pipe = std::io::pipe().unwrap();
+        let (launch, reader, c) = bash_in(ws.path(), "echo /proc/self/fd/*".into());
+        let (child, _) = spawn(launch, &c).await;
+        assert!(child.unwrap().wait().await.unwrap().success());
+        let mut out = String::new();
+        tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))
+            .unwrap()
+            .read_to_string(&mut out)
+            .await
+            .unwrap();
+        // bash's glob reads the folder through a descriptor of its own (3), closed by now.
+        assert_eq!(
+            out.trim(),
+            "/proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2 /proc/self/fd/3"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
