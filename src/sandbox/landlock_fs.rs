@@ -73,7 +73,7 @@ fn abi_number(abi: ABI) -> i32 {
 
 /// Builds the ruleset: read and execute beneath the system's folders ([`super::readable`]), the
 /// readable paths and the writable ones; everything but device nodes beneath the writable paths;
-/// writing on the device files a shell needs; with `deny_tcp`, TCP connect and bind nowhere. The
+/// writing on the device files a shell needs (one rule each with their reading); with `deny_tcp`, TCP connect and bind nowhere. The
 /// ruleset's file descriptor is close-on-exec, so it does not leak into the command.
 pub(super) fn build(
     c: &Confinement,
@@ -93,28 +93,30 @@ pub(super) fn build(
     }
     let mut rs = ruleset.create().map_err(|e| e.to_string())?;
     let read = AccessFs::from_read(TARGET);
+    // Writing on the device files a shell needs; they are opened with the system's folders.
+    let device = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::Truncate | AccessFs::IoctlDev;
     for (path, fd) in super::readable::system() {
+        let access = if super::readable::DEVICES
+            .iter()
+            .any(|d| path == Path::new(d))
+        {
+            read | device
+        } else {
+            read
+        };
         // Directory-only rights on a file are dropped by best effort (the crate narrows them).
         rs = rs
-            .add_rule(PathBeneath::new(fd.as_fd(), read))
+            .add_rule(PathBeneath::new(fd.as_fd(), access))
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let mut skipped = Vec::new();
     for r in &c.readable {
-        if !r.exists() {
-            skipped.push(r.display().to_string());
-            continue;
-        }
-        rs = add(rs, r, read)?;
+        rs = add(rs, r, read, &mut skipped)?;
     }
     // Device nodes nowhere: one made inside the workspace would open the raw disk.
     let write = AccessFs::from_all(TARGET) & !(AccessFs::MakeChar | AccessFs::MakeBlock);
     for w in &c.writable {
-        if !w.exists() {
-            skipped.push(w.display().to_string());
-            continue;
-        }
-        rs = add(rs, w, write)?;
+        rs = add(rs, w, write, &mut skipped)?;
     }
     if !skipped.is_empty() {
         notes.push(format!(
@@ -122,22 +124,28 @@ pub(super) fn build(
             skipped.join(", ")
         ));
     }
-    let device = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::Truncate | AccessFs::IoctlDev;
-    for d in super::readable::DEVICES {
-        let p = Path::new(d);
-        if p.exists() {
-            rs = add(rs, p, device)?;
-        }
-    }
     Ok(rs)
 }
 
+/// Allows `access` beneath `path`; a path that does not exist is added to `skipped` instead.
 fn add(
     rs: RulesetCreated,
     path: &Path,
     access: landlock::BitFlags<AccessFs>,
+    skipped: &mut Vec<String>,
 ) -> Result<RulesetCreated, String> {
-    let fd = PathFd::new(path).map_err(|e| e.to_string())?;
+    let fd = match rustix::fs::open(
+        path,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => {
+            skipped.push(path.display().to_string());
+            return Ok(rs);
+        }
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
     rs.add_rule(PathBeneath::new(fd, access))
         .map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -154,5 +162,29 @@ pub(super) fn restrict(rs: RulesetCreated) -> std::io::Result<()> {
             source, ..
         })) => Err(source),
         Err(_) => Err(std::io::Error::from_raw_os_error(libc::EPERM)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_that_does_not_exist_is_skipped_and_named() {
+        let ws = tempfile::tempdir().unwrap();
+        let mut c = Confinement::workspace(ws.path());
+        c.readable.push("/nonexistent-nlah/x".into());
+        // Beneath a file: not a folder, so nothing is there either.
+        std::fs::write(ws.path().join("file.txt"), "").unwrap();
+        c.writable.push(ws.path().join("file.txt/below"));
+        let mut notes = Vec::new();
+        build(&c, false, &mut notes).unwrap();
+        assert_eq!(
+            notes,
+            [format!(
+                "paths that do not exist were skipped: /nonexistent-nlah/x, {}",
+                ws.path().join("file.txt/below").display()
+            )]
+        );
     }
 }
