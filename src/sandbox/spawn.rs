@@ -233,11 +233,9 @@ async fn spawn_from_thread(
     let args = Prepared::new(&launch)?;
     let output = launch.output;
     let input = launch.input;
-    let rt = tokio::runtime::Handle::current();
     // Asked here: the spawning thread, once in a PID namespace of its own, cannot start threads.
     let small = super::fd_table::available();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
+    let worker = std::thread::Builder::new()
         .name("nlah-spawn".into())
         .spawn(move || {
             let mut lease = None;
@@ -245,18 +243,24 @@ async fn spawn_from_thread(
                 lease = l;
                 spawn_small(small, &args, &output, input.as_ref())
             });
-            // The thread keeps its confinement and ends here. What came from the process's
-            // table is closed by the caller, in that table: this thread may have its own.
-            if let Err((pid, lease, output, input)) = tx.send((pid, lease, output, input)) {
-                // The caller gave up: the command must not outlive it unwatched.
-                rt.spawn_blocking(move || {
-                    if let Ok(pid) = pid {
-                        kill_and_reap(pid);
-                    }
-                    drop((lease, output, input));
-                });
-            }
+            // The thread keeps its confinement and ends here, touching no descriptor of the
+            // process's: it may have a table of its own, where even a waker's eventfd is
+            // another file. What came from the process's table goes back to be closed there.
+            (pid, lease, output, input)
         })?;
+    // Joined on a thread of the blocking pool, which shares the process's table: it wakes this
+    // task, or, if the caller gave up, kills the command, which must not outlive it unwatched.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    drop(tokio::task::spawn_blocking(move || {
+        let Ok(started) = worker.join() else {
+            return; // a panic: `tx` goes, and the caller hears of it
+        };
+        if let Err((pid, ..)) = tx.send(started)
+            && let Ok(pid) = pid
+        {
+            kill_and_reap(pid);
+        }
+    }));
     let (pid, lease, output, input) = rx
         .await
         .map_err(|_| std::io::Error::other("the spawning thread ended without a word"))?;
@@ -546,6 +550,25 @@ mod tests {
         }
         // The thread that confined itself is gone; this process is as free as before.
         std::fs::write(outside.path().join("y"), "y").unwrap();
+    }
+
+    /// On a runtime of one thread, nothing else wakes it: a start whose wake-up was lost (sent
+    /// from the spawning thread's own descriptor table, where the runtime's eventfd is another
+    /// file) returns only when a timer wakes the runtime, here after 4 s; a start takes
+    /// milliseconds.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_start_wakes_a_runtime_of_one_thread() {
+        let ws = tempfile::tempdir().unwrap();
+        let (launch, _reader, c) = bash_in(ws.path(), "true".into());
+        let t = std::time::Instant::now();
+        let started = tokio::time::timeout(std::time::Duration::from_secs(4), spawn(launch, &c));
+        let (child, _) = started.await.expect("started");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(3),
+            "the start's wake-up was lost: it returned after {:?}",
+            t.elapsed()
+        );
+        assert!(child.unwrap().wait().await.unwrap().success());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
