@@ -95,19 +95,12 @@ pub(super) fn build(
     let read = AccessFs::from_read(TARGET);
     // Writing on the device files a shell needs; they are opened with the system's folders.
     let device = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::Truncate | AccessFs::IoctlDev;
-    for (path, fd) in super::readable::system() {
-        let access = if super::readable::DEVICES
-            .iter()
-            .any(|d| path == Path::new(d))
-        {
-            read | device
-        } else {
-            read
-        };
+    for s in super::readable::system() {
+        let access = if s.device { read | device } else { read };
         // Directory-only rights on a file are dropped by best effort (the crate narrows them).
         rs = rs
-            .add_rule(PathBeneath::new(fd.as_fd(), access))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .add_rule(PathBeneath::new(s.fd.as_fd(), access))
+            .map_err(|e| format!("{}: {e}", s.path.display()))?;
     }
     let mut skipped = Vec::new();
     for r in &c.readable {

@@ -50,18 +50,26 @@ const TOOLCHAIN_HOMES: &[&str] = &[
     ".local/share/uv",
 ];
 
+/// One of the system's readable paths, opened once.
+pub(super) struct SystemPath {
+    pub path: PathBuf,
+    pub fd: OwnedFd,
+    /// One of [`DEVICES`], which commands also write.
+    pub device: bool,
+}
+
 /// The system's readable paths, opened once.
-pub(super) fn system() -> &'static [(PathBuf, OwnedFd)] {
-    static SET: OnceLock<Vec<(PathBuf, OwnedFd)>> = OnceLock::new();
+pub(super) fn system() -> &'static [SystemPath] {
+    static SET: OnceLock<Vec<SystemPath>> = OnceLock::new();
     SET.get_or_init(|| {
         let mut paths: Vec<PathBuf> = SYSTEM.iter().map(PathBuf::from).collect();
         paths.extend(DEVICES.iter().map(PathBuf::from));
         etc(Path::new("/etc"), &mut paths);
         let path_var = std::env::var_os("PATH").unwrap_or_default();
         paths.extend(toolchains(&path_var));
-        let mut out: Vec<(PathBuf, OwnedFd)> = Vec::new();
+        let mut out: Vec<SystemPath> = Vec::new();
         for p in paths {
-            if out.iter().any(|(q, _)| p.starts_with(q)) {
+            if out.iter().any(|q| p.starts_with(&q.path)) {
                 continue;
             }
             if let Ok(fd) = rustix::fs::open(
@@ -69,7 +77,12 @@ pub(super) fn system() -> &'static [(PathBuf, OwnedFd)] {
                 rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
                 rustix::fs::Mode::empty(),
             ) {
-                out.push((p, fd));
+                let device = DEVICES.iter().any(|d| p == Path::new(d));
+                out.push(SystemPath {
+                    path: p,
+                    fd,
+                    device,
+                });
             }
         }
         out
