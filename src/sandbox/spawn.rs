@@ -514,6 +514,17 @@ mod tests {
         (launch, reader, c)
     }
 
+    /// Everything the command wrote, to its end.
+    async fn read_all(reader: std::io::PipeReader) -> String {
+        let mut out = String::new();
+        tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))
+            .unwrap()
+            .read_to_string(&mut out)
+            .await
+            .unwrap();
+        out
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn confinement_stays_with_the_child() {
         let ws = tempfile::tempdir().unwrap();
@@ -529,12 +540,7 @@ mod tests {
         let (child, enforcement) = spawn(launch, &c).await;
         let status = child.unwrap().wait().await.unwrap();
         assert!(status.success());
-        let mut out = String::new();
-        tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))
-            .unwrap()
-            .read_to_string(&mut out)
-            .await
-            .unwrap();
+        let out = read_all(reader).await;
         let pid = out.split("pid=").nth(1).and_then(|s| s.split(' ').next());
         let sid = out.split("sid=").nth(1).and_then(|s| s.split(' ').next());
         assert_eq!(pid, sid, "the command leads its own session: {out}");
@@ -580,12 +586,7 @@ mod tests {
         let (launch, reader, c) = bash_in(ws.path(), "echo /proc/self/fd/*".into());
         let (child, _) = spawn(launch, &c).await;
         assert!(child.unwrap().wait().await.unwrap().success());
-        let mut out = String::new();
-        tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))
-            .unwrap()
-            .read_to_string(&mut out)
-            .await
-            .unwrap();
+        let out = read_all(reader).await;
         // bash's glob reads the folder through a descriptor of its own (3), closed by now.
         assert_eq!(
             out.trim(),
@@ -609,12 +610,7 @@ mod tests {
         let (child, _) = spawn(launch, &c).await;
         let status = child.unwrap().wait().await.unwrap();
         assert_eq!(status.code(), Some(3));
-        let mut out = String::new();
-        tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))
-            .unwrap()
-            .read_to_string(&mut out)
-            .await
-            .unwrap();
+        let out = read_all(reader).await;
         let s = script.display();
         assert_eq!(out, format!("{s}|one|{s}|0|1024\n"));
     }
