@@ -73,8 +73,9 @@ fn abi_number(abi: ABI) -> i32 {
 
 /// Builds the ruleset: read and execute beneath the system's folders ([`super::readable`]), the
 /// readable paths and the writable ones; everything but device nodes beneath the writable paths;
-/// writing on the device files a shell needs (one rule each with their reading); with `deny_tcp`, TCP connect and bind nowhere. The
-/// ruleset's file descriptor is close-on-exec, so it does not leak into the command.
+/// writing on the device files a shell needs (one rule each with their reading); with
+/// `deny_tcp`, TCP connect and bind nowhere. The ruleset's file descriptor is close-on-exec, so
+/// it does not leak into the command.
 pub(super) fn build(
     c: &Confinement,
     deny_tcp: bool,

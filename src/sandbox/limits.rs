@@ -154,9 +154,9 @@ pub(super) fn ulimits(set: &[Rlimit]) -> String {
 /// code of nlah's in the command (`posix_spawn`), with one `bash` where the command is one (a
 /// second costs a millisecond of CPU): a `bash -c SCRIPT` gets the `ulimit`s in front of its
 /// script, on the same line (line numbers in its messages stay what they were); `bash
-/// PATH/SCRIPT ARGS` becomes `bash -c '…; . "$0"' SCRIPT ARGS`, which sees the same `$0`, arguments,
-/// `BASH_SOURCE`, messages and exit status; anything else is started by a `bash -c` that sets
-/// them and `exec`s it.
+/// PATH/SCRIPT ARGS` becomes `bash -c '…; . "$0"' PATH/SCRIPT ARGS`, which sees the same `$0`,
+/// arguments, `BASH_SOURCE`, messages and exit status; anything else is started by a `bash -c`
+/// that sets them and `exec`s it.
 pub(super) fn through_bash<'a>(
     program: &'a str,
     args: Vec<std::ffi::OsString>,
