@@ -128,11 +128,7 @@ fn add(
     access: landlock::BitFlags<AccessFs>,
     skipped: &mut Vec<String>,
 ) -> Result<RulesetCreated, String> {
-    let fd = match rustix::fs::open(
-        path,
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    ) {
+    let fd = match super::readable::open_path(path) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => {
             skipped.push(path.display().to_string());

@@ -347,6 +347,7 @@ impl ChildHook {
             return Err(std::io::Error::from_raw_os_error(errno));
         }
         leave_session()?;
+        fd_table::close_on_exec_above_streams();
         // A fresh namespace: the pool's lock and allocations have no place between fork and
         // exec.
         if let Some(net) = &self.net {

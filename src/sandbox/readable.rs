@@ -72,11 +72,7 @@ pub(super) fn system() -> &'static [SystemPath] {
             if out.iter().any(|q| p.starts_with(&q.path)) {
                 continue;
             }
-            if let Ok(fd) = rustix::fs::open(
-                &p,
-                rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            ) {
+            if let Ok(fd) = open_path(&p) {
                 let device = DEVICES.iter().any(|d| p == Path::new(d));
                 out.push(SystemPath {
                     path: p,
@@ -87,6 +83,15 @@ pub(super) fn system() -> &'static [SystemPath] {
         }
         out
     })
+}
+
+/// `path` opened for naming only (`O_PATH`), as a Landlock rule takes it.
+pub(super) fn open_path(path: &Path) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
 }
 
 /// `/etc` without what only its owner may read (`/etc/shadow`, private keys): a folder whose

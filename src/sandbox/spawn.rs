@@ -580,9 +580,15 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_command_holds_its_three_streams_and_nothing_else() {
         let ws = tempfile::tempdir().unwrap();
-        // Descriptors nlah holds that the command must not: a file and a pipe.
-        let _held = std::fs::File::open("/dev/null").unwrap();
+        // Descriptors nlah holds that the command must not: a pipe, and a file without
+        // close-on-exec, as one nlah inherited would be.
         let _pipe = std::io::pipe().unwrap();
+        let held = std::fs::File::open("/dev/null").unwrap();
+        // SAFETY: F_SETFD on a descriptor this test owns.
+        assert_eq!(
+            unsafe { libc::fcntl(held.as_raw_fd(), libc::F_SETFD, 0) },
+            0
+        );
         let (launch, reader, c) = bash_in(ws.path(), "echo /proc/self/fd/*".into());
         let (child, _) = spawn(launch, &c).await;
         assert!(child.unwrap().wait().await.unwrap().success());

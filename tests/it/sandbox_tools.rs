@@ -709,6 +709,33 @@ fn probe_reports_what_holds() {
 }
 
 #[tokio::test]
+async fn a_forked_confined_command_gets_no_descriptor_nlah_inherited() {
+    use std::os::fd::AsRawFd;
+    let ws = tempfile::tempdir().expect("tempdir");
+    // As one nlah inherited from its parent would be: open, without close-on-exec.
+    let held = std::fs::File::open("/dev/null").expect("open");
+    // SAFETY: F_SETFD on a descriptor this test owns.
+    assert_eq!(
+        unsafe { libc::fcntl(held.as_raw_fd(), libc::F_SETFD, 0) },
+        0
+    );
+    let mut cmd = tokio::process::Command::new("bash");
+    cmd.args(["-c", "echo /proc/self/fd/*"])
+        .current_dir(ws.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    sandbox::clean_env(&mut cmd, ws.path());
+    sandbox::confine(&mut cmd, &sandbox::Confinement::workspace(ws.path()));
+    let out = cmd.output().await.expect("runs");
+    assert!(out.status.success());
+    // bash's glob reads the folder through a descriptor of its own (3).
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "/proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2 /proc/self/fd/3"
+    );
+}
+
+#[tokio::test]
 async fn confine_works_with_a_process_group_set_by_the_caller() {
     let ws = tempfile::tempdir().expect("tempdir");
     let mut cmd = tokio::process::Command::new("bash");
