@@ -8,8 +8,11 @@ use super::SandboxError;
 /// Searched after the parent's `PATH`, so that the usual tools are found even from a bare parent.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Variables the sandbox sets itself.
-const RESERVED: &[&str] = &["PATH", "HOME", "LANG", "TERM", "TMPDIR", "SHELL"];
+/// Variables the sandbox sets itself, and `LANG` and `LC_ALL`, which would override or add to the
+/// locale it chose.
+const RESERVED: &[&str] = &[
+    "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TMPDIR", "SHELL",
+];
 
 /// Whether a variable name looks like it holds a credential: `*_API_KEY`, `*_KEY`, `*_TOKEN`,
 /// `*SECRET*`, `*PASSWORD*`, `*PASSWD*`, `*CREDENTIAL*` (any case). Such variables never reach a
@@ -75,9 +78,15 @@ impl EnvAllowList {
     }
 }
 
-/// `env_clear()`, then `PATH`, `HOME=home`, `TMPDIR=home`, `LANG=C.UTF-8`, `TERM=dumb`,
+/// `env_clear()`, then `PATH`, `HOME=home`, `TMPDIR=home`, `LC_CTYPE=C.UTF-8`, `TERM=dumb`,
 /// `SHELL=/bin/sh` and nothing else. (Without `SHELL`, every bash that starts looks the user up
 /// in the password database to fill it in.)
+///
+/// UTF-8 text through `LC_CTYPE` alone, the C locale for the rest: `LANG=C.UTF-8` would make
+/// every program that calls `setlocale` (bash, coreutils) open and map all twelve of the locale's
+/// category files, about 0.1–0.15 ms of CPU per process start here, three of them per cell of a
+/// matrix; C.UTF-8 differs from C in its character set only (its collation is code point order,
+/// which is C's byte order for UTF-8).
 pub fn clean_env(cmd: &mut tokio::process::Command, home: &Path) {
     clean_env_with(cmd, home, home, &EnvAllowList::default());
 }
@@ -98,7 +107,7 @@ pub fn clean_vars(home: &Path, tmpdir: &Path, allow: &EnvAllowList) -> Vec<(OsSt
         ("PATH".into(), sane_path(std::env::var_os("PATH"))),
         ("HOME".into(), home.into()),
         ("TMPDIR".into(), tmpdir.into()),
-        ("LANG".into(), "C.UTF-8".into()),
+        ("LC_CTYPE".into(), "C.UTF-8".into()),
         ("TERM".into(), "dumb".into()),
         ("SHELL".into(), "/bin/sh".into()),
     ];

@@ -542,7 +542,8 @@ async fn env_probe_child() {
             out.content
         );
     }
-    assert!(out.content.contains("LANG=C.UTF-8"), "{}", out.content);
+    assert!(out.content.contains("LC_CTYPE=C.UTF-8"), "{}", out.content);
+    assert!(!out.content.contains("LANG="), "{}", out.content);
     assert!(out.content.contains("TERM=dumb"), "{}", out.content);
     assert!(out.content.contains("SHELL=/bin/sh"), "{}", out.content);
     let home = ws.path().join(".tmp/home");
@@ -551,6 +552,18 @@ async fn env_probe_child() {
         "{}",
         out.content
     );
+}
+
+#[tokio::test]
+async fn commands_read_and_write_utf8_text() {
+    let ws = tempfile::tempdir().expect("tempdir");
+    let ctx = context(ws.path());
+    // Two characters in five bytes, counted as two only under a UTF-8 character set: by the
+    // shell itself and by a program it starts.
+    let out = shell(&ctx, "v='é€'; echo ${#v}; printf %s \"$v\" | wc -m").await;
+    assert_eq!(out.exit_code, Some(0), "{}", out.content);
+    let lines: Vec<&str> = out.content.lines().map(str::trim).collect();
+    assert_eq!(lines[..2], ["2", "2"], "{}", out.content);
 }
 
 /// Set in the child process of `api_keys_never_reach_the_shell`.
