@@ -215,10 +215,15 @@ mod tests {
             EnvAllowList::new(["RUST_LOG", "OPENAI_API_KEY"]),
             Err(SandboxError::SecretVariable { .. })
         ));
-        assert!(matches!(
-            EnvAllowList::new(["PATH"]),
-            Err(SandboxError::ReservedVariable { .. })
-        ));
+        for name in ["PATH", "LANG", "LC_ALL", "LC_CTYPE"] {
+            assert!(
+                matches!(
+                    EnvAllowList::new([name]),
+                    Err(SandboxError::ReservedVariable { .. })
+                ),
+                "{name}"
+            );
+        }
         assert!(matches!(
             EnvAllowList::new(["A=B"]),
             Err(SandboxError::InvalidVariableName { .. })

@@ -555,7 +555,7 @@ async fn env_probe_child() {
 }
 
 #[tokio::test]
-async fn commands_read_and_write_utf8_text() {
+async fn commands_count_utf8_text_in_characters() {
     let ws = tempfile::tempdir().expect("tempdir");
     let ctx = context(ws.path());
     // Two characters in five bytes, counted as two only under a UTF-8 character set: by the
