@@ -4,17 +4,21 @@
 # soon after many were deleted costs a lookup for each of them; see benches/ablate.rs).
 #
 # Usage (as root: it makes a loop device and mounts it):
-#   benches/fresh-fs.sh [--journal] [--size 4G] -- COMMAND [ARGS...]
+#   benches/fresh-fs.sh [--journal] [--size 4G] [--as USER] -- COMMAND [ARGS...]
 # e.g. benches/fresh-fs.sh -- cargo bench --bench ablate -- workload
 #   --journal  an ext4 with a journal (default: without one, as this project's machines' root)
+#   --as USER  runs COMMAND as USER (e.g. nobody), owner of the file system: an unprivileged user
+#              starts confined commands another way than root (fork, user namespaces), so its
+#              figures differ; give a built benchmark binary, not cargo, as COMMAND
 # The image lives in a temporary folder and is unmounted and removed at the end.
 set -euo pipefail
 
-journal=0 size=4G
+journal=0 size=4G user=
 while [ $# -gt 0 ]; do
   case "$1" in
     --journal) journal=1 ;;
     --size) size="$2"; shift ;;
+    --as) user="$2"; shift ;;
     --) shift; break ;;
     *) echo "unknown argument: $1 (see the head of $0)" >&2; exit 2 ;;
   esac
@@ -41,4 +45,12 @@ mkdir -p "$mnt"
 mount -o loop "$work/fs.img" "$mnt"
 mkdir -p "$mnt/tmp"
 
-NLAH_BENCH_DIR="$mnt" TMPDIR="$mnt/tmp" "$@"
+if [ -n "$user" ]; then
+  uid="$(id -u "$user")" gid="$(id -g "$user")"
+  chmod 755 "$work"
+  chown -R "$uid:$gid" "$mnt"
+  NLAH_BENCH_DIR="$mnt" TMPDIR="$mnt/tmp" HOME="$mnt" \
+    setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"
+else
+  NLAH_BENCH_DIR="$mnt" TMPDIR="$mnt/tmp" "$@"
+fi
