@@ -6,9 +6,10 @@
 //!    answering in 200 ms: 50 cells at concurrency 50, then 200 at 200. Cells run through the
 //!    local executor exactly as `nlah ablate` runs them (workspaces, git commits, the child's
 //!    confined shell, the hidden verifier, run.json). Prints wall time against the ideal (3 ×
-//!    the latency), CPU per cell (getrusage of the process and its children, less the mock's
-//!    thread), peak RSS, and where a cell's time goes, per phase (`nlah::profile`: wall time, and
-//!    for the phases that never wait the CPU time of their thread).
+//!    the latency), CPU per cell (getrusage of the process and its children, taken once the
+//!    round's last child process is reaped, less the mock's thread), peak RSS, and where a
+//!    cell's time goes, per phase (`nlah::profile`: wall time, and for the phases that never
+//!    wait the CPU time of their thread).
 //! 1. The ablation: 500 cells of the same workload at concurrency 64, model at 100 ms: wall
 //!    time against the ideal, ceil(500 / 64) × the model time of one cell.
 //! 2. Deciding what to resume in an output folder of 10,000 finished cells (synthetic run.json
@@ -195,6 +196,12 @@ fn matrix_rounds(
         let wall = t.elapsed().as_secs_f64();
         let phases = profile::snapshot().since(&phases0);
         let mock_cpu = mock_model::cpu_seconds() - mock0;
+        // A child's shell ends when its session is dropped and is reaped a moment later, off
+        // the cell's path; its CPU time reaches this process's account only then.
+        let unreaped = wait_for_no_children(Duration::from_secs(2));
+        if unreaped > 0 {
+            println!("   ({unreaped} child processes still ran 2 s after the round; not counted)");
+        }
         let c = cpu();
         let cpu_total: f64 = (0..4).map(|i| c[i] - cpu0[i]).sum();
         let children_cpu = (c[2] - cpu0[2]) + (c[3] - cpu0[3]);
@@ -230,6 +237,36 @@ fn matrix_rounds(
         // to make, which would slow the next round for a reason of the benchmark's own.
     }
     Ok(out_rounds)
+}
+
+/// Waits (up to `limit`) until this process has no child processes left but the sandbox's
+/// guardian (this program run again, for as long as this one runs), so that their CPU time is
+/// counted; returns how many were still there at the limit.
+fn wait_for_no_children(limit: Duration) -> usize {
+    let me = std::fs::read_link("/proc/self/exe").ok();
+    let children = || -> usize {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return 0;
+        };
+        tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|c| {
+                c.split_whitespace()
+                    .map(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|exe| exe.is_none() || *exe != me)
+            .count()
+    };
+    let until = Instant::now() + limit;
+    loop {
+        let n = children();
+        if n == 0 || Instant::now() >= until {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Peak resident memory of this process so far, in MB.
