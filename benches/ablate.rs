@@ -240,7 +240,7 @@ fn matrix_rounds(
 }
 
 /// Waits (up to `limit`) until this process has no child processes left but the sandbox's
-/// guardian (this program run again, for as long as this one runs), so that their CPU time is
+/// guardian (a fork of this program, which lives as long as it does), so that their CPU time is
 /// counted; returns how many were still there at the limit.
 fn wait_for_no_children(limit: Duration) -> usize {
     let me = std::fs::read_link("/proc/self/exe").ok();
