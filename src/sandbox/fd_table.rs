@@ -10,8 +10,9 @@
 //! within one process whatever its confinement); the command then starts from a table of five.
 //!
 //! The `fork` path marks what it inherited close-on-exec instead
-//! ([`close_on_exec_above_streams`]). Kernels before 5.9 or a seccomp filter (Docker's refuses `pidfd_getfd` without
-//! `CAP_SYS_PTRACE`) leave the copy as it was: [`available`] asks once, in a throwaway thread.
+//! ([`close_on_exec_above_streams`]). Kernels before 5.9 or a seccomp filter (Docker's refuses
+//! `pidfd_getfd` without `CAP_SYS_PTRACE`) leave the copy as it was: [`available`] asks once, in a
+//! throwaway thread.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};

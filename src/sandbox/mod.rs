@@ -195,7 +195,10 @@ impl Enforcement {
 pub enum SandboxError {
     #[error("environment variable {name} looks like a secret and is never passed to commands")]
     SecretVariable { name: String },
-    #[error("environment variable {name} is set by the sandbox itself and cannot be allow-listed")]
+    #[error(
+        "environment variable {name} is reserved by the sandbox (it sets it, or it would change \
+         the locale the sandbox sets) and cannot be allow-listed"
+    )]
     ReservedVariable { name: String },
     #[error("{name:?} is not a valid environment variable name")]
     InvalidVariableName { name: String },
