@@ -20,17 +20,23 @@ use std::sync::OnceLock;
 
 use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags, pidfd_getfd, pidfd_open};
 
-/// The command's output and input, in the calling thread's own table.
+/// The command's output and input, and the Landlock ruleset a child made by `clone` enforces on
+/// itself, in the calling thread's own table.
 pub(super) struct Own {
     pub output: OwnedFd,
     pub input: Option<OwnedFd>,
+    pub ruleset: Option<OwnedFd>,
 }
 
 /// Gives the calling thread a table of its own holding only descriptors 0–2, then copies
-/// `output` and `input` (numbers in the process's table) into it. After it returns `Ok`, the
+/// `output`, `input` and `ruleset` (numbers in the process's table) into it. After it returns `Ok`, the
 /// thread sees none of the process's other descriptors: whatever it closes closes there only.
 /// On `Err` from the first step the thread still shares the process's table.
-pub(super) fn take(output: RawFd, input: Option<RawFd>) -> Result<Own, Step> {
+pub(super) fn take(
+    output: RawFd,
+    input: Option<RawFd>,
+    ruleset: Option<RawFd>,
+) -> Result<Own, Step> {
     // SAFETY: close_range takes two numbers and flags; with CLOSE_RANGE_UNSHARE it closes only
     // in the calling thread's new copy of the table, which holds descriptors below 3 only.
     let r = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_UNSHARE as libc::c_int) };
@@ -46,6 +52,7 @@ pub(super) fn take(output: RawFd, input: Option<RawFd>) -> Result<Own, Step> {
         Ok(Own {
             output: get(output)?,
             input: input.map(get).transpose()?,
+            ruleset: ruleset.map(get).transpose()?,
         })
     };
     own().map_err(Step::Own)
@@ -86,7 +93,7 @@ pub(super) fn available() -> bool {
         let raw = probe.as_raw_fd();
         std::thread::Builder::new()
             .name("nlah-fd-probe".into())
-            .spawn(move || take(raw, Some(raw)).is_ok())
+            .spawn(move || take(raw, Some(raw), None).is_ok())
             .ok()
             .and_then(|h| h.join().ok())
             .unwrap_or(false)
@@ -109,7 +116,7 @@ mod tests {
         let other = std::fs::File::open("/dev/null").unwrap();
         let (w, o) = (writer.as_raw_fd(), other.as_raw_fd());
         let seen = std::thread::spawn(move || {
-            let own = take(w, None).unwrap();
+            let own = take(w, None, None).unwrap();
             // SAFETY: fcntl F_GETFD only asks whether the number is open in this thread's table.
             let other_open = unsafe { libc::fcntl(o, libc::F_GETFD) } != -1;
             let mut out = std::fs::File::from(own.output);

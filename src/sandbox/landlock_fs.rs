@@ -155,6 +155,23 @@ pub(super) fn restrict(rs: RulesetCreated) -> std::io::Result<()> {
     }
 }
 
+/// [`restrict`] for a child made by `clone`, which shares nlah's memory and so must not consume
+/// (or drop) a `RulesetCreated`: the same two system calls on the ruleset's descriptor, as the
+/// crate makes them for a ruleset created in full or in part (one not created at all has no
+/// descriptor, and the caller refuses to start).
+pub(super) fn restrict_fd(fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    // SAFETY: prctl with integer arguments; landlock_restrict_self takes a descriptor and flags.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::syscall(libc::SYS_landlock_restrict_self, fd, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

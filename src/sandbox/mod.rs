@@ -344,6 +344,36 @@ impl ChildHook {
         }
     }
 
+    /// Runs in a child made by `clone` in new namespaces ([`spawn`]'s user-namespace path), which
+    /// shares nlah's memory until it execs: the same steps as [`ChildHook::apply`] without making
+    /// a namespace, and without writing to memory (`&self`). `ruleset` is the descriptor of the
+    /// Landlock ruleset in the child's table (taken out of [`ChildHook::ruleset`] before).
+    fn apply_in_clone(&self, ruleset: Option<std::os::fd::RawFd>) -> std::io::Result<()> {
+        if let Some(errno) = self.refuse {
+            return Err(std::io::Error::from_raw_os_error(errno));
+        }
+        leave_session()?;
+        fd_table::close_on_exec_above_streams();
+        if let Some(net) = &self.net {
+            net.inside()?;
+        }
+        limits::apply(0, &self.rlimits)?;
+        if self.drop_caps {
+            caps::drop_dangerous()?;
+        }
+        match ruleset {
+            Some(fd) => landlock_fs::restrict_fd(fd),
+            None if self.needs_ruleset => Err(std::io::Error::from_raw_os_error(libc::EPERM)),
+            None => Ok(()),
+        }
+    }
+
+    /// The namespaces a child made by `clone` starts in: the network's, and a PID namespace.
+    fn clone_flags(&self) -> libc::c_int {
+        let net = self.net.as_ref().map_or(0, netns::NetSetup::flags);
+        net | if self.pid_ns { libc::CLONE_NEWPID } else { 0 }
+    }
+
     /// Runs in the child between `fork` and `exec`: a new session, then the thread's steps.
     fn apply(&mut self) -> std::io::Result<()> {
         if let Some(errno) = self.refuse {

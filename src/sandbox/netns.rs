@@ -56,22 +56,37 @@ impl NetSetup {
         self.mode
     }
 
+    /// The namespaces to make, as `unshare` and `clone` flags.
+    pub(super) fn flags(&self) -> libc::c_int {
+        match self.mode {
+            NetMode::None => 0,
+            NetMode::NetOnly => libc::CLONE_NEWNET,
+            NetMode::UserAndNet => libc::CLONE_NEWUSER | libc::CLONE_NEWNET,
+        }
+    }
+
     /// Runs in the child between fork and exec: system calls only, no allocation.
     pub(super) fn apply(&self) -> io::Result<()> {
-        match self.mode {
-            NetMode::None => return Ok(()),
-            NetMode::NetOnly => cvt(unsafe { libc::unshare(libc::CLONE_NEWNET) })?,
-            NetMode::UserAndNet => {
-                cvt(unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) })?;
-                // Unprivileged gid maps need setgroups denied first; kernels before 3.19 lack
-                // the file.
-                match write_file(c"/proc/self/setgroups", b"deny") {
-                    Err(e) if e.raw_os_error() != Some(libc::ENOENT) => return Err(e),
-                    _ => {}
-                }
-                write_file(c"/proc/self/uid_map", &self.uid_map)?;
-                write_file(c"/proc/self/gid_map", &self.gid_map)?;
+        if self.mode == NetMode::None {
+            return Ok(());
+        }
+        // SAFETY: unshare has no memory-safety preconditions.
+        cvt(unsafe { libc::unshare(self.flags()) })?;
+        self.inside()
+    }
+
+    /// In the new namespaces (made by `unshare` or `clone`): the id maps of a user namespace, and
+    /// `lo` up. System calls only, no allocation, nothing written to memory.
+    pub(super) fn inside(&self) -> io::Result<()> {
+        if self.mode == NetMode::UserAndNet {
+            // Unprivileged gid maps need setgroups denied first; kernels before 3.19 lack the
+            // file.
+            match write_file(c"/proc/self/setgroups", b"deny") {
+                Err(e) if e.raw_os_error() != Some(libc::ENOENT) => return Err(e),
+                _ => {}
             }
+            write_file(c"/proc/self/uid_map", &self.uid_map)?;
+            write_file(c"/proc/self/gid_map", &self.gid_map)?;
         }
         loopback_up();
         Ok(())

@@ -9,9 +9,13 @@
 //! inherits those of the thread that started it. The thread confines itself, spawns (with
 //! `POSIX_SPAWN_SETSID` for the new session) and ends.
 //!
-//! A user namespace (how an unprivileged user gets a network namespace) can only be entered by a
-//! single-threaded process, so that case, and kernels without `pidfd_open` (before 5.3), keep
-//! the `fork` path with the same hook in the child ([`super::confine`]).
+//! A user namespace (how an unprivileged user gets a network namespace) cannot be entered by a
+//! thread of a process that has others, but a new process may be made in one: that case starts
+//! the command with `clone` in new namespaces, sharing nlah's memory until it execs
+//! ([`vfork`]). Kernels without `pidfd_open` (before 5.3) keep the `fork` path with the same
+//! hook in the child ([`super::confine`]).
+
+mod vfork;
 
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -177,18 +181,33 @@ impl Drop for Spawned {
 /// Starts `launch` confined as `c`; says what holds for it.
 pub async fn spawn(launch: Launch<'_>, c: &Confinement) -> (std::io::Result<Child>, Enforcement) {
     let Plan { hook, enforcement } = Plan::new(c);
-    let threadable = hook.refuse.is_none()
-        && hook
-            .net
-            .as_ref()
-            .is_none_or(|n| n.mode() != NetMode::UserAndNet)
-        && pidfd_works();
-    let child = if threadable {
-        spawn_from_thread(launch, hook).await.map(Child::Spawned)
-    } else {
-        spawn_forked(launch, hook).map(Child::Forked)
-    };
-    (child, enforcement)
+    (start(launch, hook).await, enforcement)
+}
+
+/// How a command starts, given its hook: from a thread that confines itself (root), by `clone`
+/// into a user namespace (unprivileged), or, without `pidfd_open` or when the hook refuses, by
+/// `fork`.
+async fn start(launch: Launch<'_>, hook: ChildHook) -> std::io::Result<Child> {
+    if hook.refuse.is_some() || !pidfd_works() {
+        return spawn_forked(launch, hook).map(Child::Forked);
+    }
+    let user_ns = hook
+        .net
+        .as_ref()
+        .is_some_and(|n| n.mode() == NetMode::UserAndNet);
+    let how = if user_ns { How::Clone } else { How::Thread };
+    spawn_from_thread(launch, hook, how)
+        .await
+        .map(Child::Spawned)
+}
+
+/// What the spawning thread does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// Confines itself, then `posix_spawn`s.
+    Thread,
+    /// Stays as it is; the command is cloned into new namespaces and confines itself.
+    Clone,
 }
 
 /// The `fork` path: the hook runs in the child before `exec`.
@@ -214,39 +233,60 @@ fn spawn_forked(launch: Launch<'_>, mut hook: ChildHook) -> std::io::Result<toki
     Ok(child)
 }
 
-/// The `posix_spawn` path, from a thread that confines itself first.
+/// Starts the command from a thread made for it: the `posix_spawn` path, from a thread that
+/// confines itself first, or the `clone` path, whose child confines itself.
 async fn spawn_from_thread(
     mut launch: Launch<'_>,
     mut hook: ChildHook,
+    how: How,
 ) -> std::io::Result<Spawned> {
-    // posix_spawn runs no code of ours in the command, so bash sets the limits first thing.
-    let rlimits = std::mem::take(&mut hook.rlimits);
-    match launch.prelude.take() {
-        Some(prelude) => prelude.push_str(&super::limits::ulimits(&rlimits)),
-        None => {
-            let args = std::mem::take(&mut launch.args);
-            let (program, args) = super::limits::through_bash(launch.program, args, &rlimits);
-            launch.args = args;
-            launch.program = program;
+    if how == How::Thread {
+        // posix_spawn runs no code of ours in the command, so bash sets the limits first thing.
+        let rlimits = std::mem::take(&mut hook.rlimits);
+        match launch.prelude.take() {
+            Some(prelude) => prelude.push_str(&super::limits::ulimits(&rlimits)),
+            None => {
+                let args = std::mem::take(&mut launch.args);
+                let (program, args) = super::limits::through_bash(launch.program, args, &rlimits);
+                launch.args = args;
+                launch.program = program;
+            }
         }
     }
     let args = Prepared::new(&launch)?;
     let output = launch.output;
     let input = launch.input;
+    // On the clone path the child enforces the ruleset by its descriptor, which goes back with
+    // the output and input.
+    let ruleset: Option<OwnedFd> = match how {
+        How::Clone => hook.ruleset.take().and_then(Into::into),
+        How::Thread => None,
+    };
     // Asked here: the spawning thread, once in a PID namespace of its own, cannot start threads.
     let small = super::fd_table::available();
     let worker = std::thread::Builder::new()
         .name("nlah-spawn".into())
         .spawn(move || {
             let mut lease = None;
-            let pid = hook.apply_to_thread().and_then(|l| {
-                lease = l;
-                spawn_small(small, &args, &output, input.as_ref())
-            });
+            let pid = match how {
+                How::Thread => hook.apply_to_thread().and_then(|l| {
+                    lease = l;
+                    spawn_small(small, &output, input.as_ref(), None, |o, i, _| {
+                        args.spawn(o, i)
+                    })
+                }),
+                How::Clone => spawn_small(
+                    small,
+                    &output,
+                    input.as_ref(),
+                    ruleset.as_ref(),
+                    |o, i, r| args.clone_into(o, i, r, &hook),
+                ),
+            };
             // The thread keeps its confinement and ends here, touching no descriptor of the
             // process's: it may have a table of its own, where even a waker's eventfd is
             // another file. What came from the process's table goes back to be closed there.
-            (pid, lease, output, input)
+            (pid, lease, output, input, ruleset)
         })?;
     // Joined on a thread of the blocking pool, which shares the process's table: it wakes this
     // task, or, if the caller gave up, kills the command, which must not outlive it unwatched.
@@ -261,11 +301,11 @@ async fn spawn_from_thread(
             kill_and_reap(pid);
         }
     }));
-    let (pid, lease, output, input) = rx
+    let (pid, lease, output, input, ruleset) = rx
         .await
         .map_err(|_| std::io::Error::other("the spawning thread ended without a word"))?;
     // The command holds its own copies now.
-    drop((output, input));
+    drop((output, input, ruleset));
     let pid = pid?;
     // A child whose start failed halfway must not outlive it.
     let abandon = |e: std::io::Error| {
@@ -319,20 +359,23 @@ fn pidfd_works() -> bool {
     })
 }
 
-/// Spawns `args` from the calling thread with a descriptor table of its own holding only what
-/// the command gets ([`super::fd_table`]) if `small`; else from the process's.
+/// Starts the command with `start` (given its output, input and Landlock ruleset) from the
+/// calling thread with a descriptor table of its own holding only what the command gets
+/// ([`super::fd_table`]) if `small`; else from the process's.
 fn spawn_small(
     small: bool,
-    args: &Prepared,
     output: &OwnedFd,
     input: Option<&OwnedFd>,
+    ruleset: Option<&OwnedFd>,
+    start: impl FnOnce(&OwnedFd, Option<&OwnedFd>, Option<&OwnedFd>) -> std::io::Result<libc::pid_t>,
 ) -> std::io::Result<libc::pid_t> {
     if !small {
-        return args.spawn(output, input);
+        return start(output, input, ruleset);
     }
-    match super::fd_table::take(output.as_raw_fd(), input.map(AsRawFd::as_raw_fd)) {
-        Ok(own) => args.spawn(&own.output, own.input.as_ref()),
-        Err(super::fd_table::Step::Shared(_)) => args.spawn(output, input),
+    let raw = |fd: Option<&OwnedFd>| fd.map(AsRawFd::as_raw_fd);
+    match super::fd_table::take(output.as_raw_fd(), raw(input), raw(ruleset)) {
+        Ok(own) => start(&own.output, own.input.as_ref(), own.ruleset.as_ref()),
+        Err(super::fd_table::Step::Shared(_)) => start(output, input, ruleset),
         Err(e) => Err(e.into()),
     }
 }
@@ -376,17 +419,29 @@ impl Prepared {
         })
     }
 
+    /// `clone` into the namespaces `hook` asks for, the child confining itself ([`vfork`]).
+    fn clone_into(
+        &self,
+        output: &OwnedFd,
+        input: Option<&OwnedFd>,
+        ruleset: Option<&OwnedFd>,
+        hook: &ChildHook,
+    ) -> std::io::Result<libc::pid_t> {
+        let (argv, envp) = (pointers(&self.argv), pointers(&self.envp));
+        let exec = vfork::Exec {
+            path: &self.path,
+            argv: &argv,
+            envp: &envp,
+            cwd: &self.cwd,
+        };
+        let raw = |fd: Option<&OwnedFd>| fd.map(AsRawFd::as_raw_fd);
+        vfork::start(&exec, output.as_raw_fd(), raw(input), raw(ruleset), hook)
+    }
+
     /// `posix_spawn` in a new session, stdin from `input` (or `/dev/null`), stdout and stderr to
     /// `output`, default signal handling and an empty signal mask.
     fn spawn(&self, output: &OwnedFd, input: Option<&OwnedFd>) -> std::io::Result<libc::pid_t> {
-        let ptrs = |v: &[CString]| {
-            v.iter()
-                .map(|s| s.as_ptr().cast_mut())
-                .chain(std::iter::once(std::ptr::null_mut()))
-                .collect::<Vec<*mut libc::c_char>>()
-        };
-        let argv = ptrs(&self.argv);
-        let envp = ptrs(&self.envp);
+        let (argv, envp) = (pointers(&self.argv), pointers(&self.envp));
         let nz = |r: libc::c_int| {
             if r == 0 {
                 Ok(())
@@ -465,6 +520,14 @@ impl Prepared {
             Ok(pid)
         }
     }
+}
+
+/// The NULL-terminated array of pointers to `v`'s strings that `exec` takes.
+fn pointers(v: &[CString]) -> Vec<*mut libc::c_char> {
+    v.iter()
+        .map(|s| s.as_ptr().cast_mut())
+        .chain(std::iter::once(std::ptr::null_mut()))
+        .collect()
 }
 
 /// Runs its cleanup on a raw libc object when dropped.
@@ -713,6 +776,108 @@ mod tests {
             "the killed command's namespace is entered again"
         );
         drop(child);
+    }
+
+    /// Starts `script` as an unprivileged user's command starts, whoever runs the test: cloned
+    /// into a user, network and PID namespace of its own, confining itself.
+    async fn in_a_user_namespace(ws: &Path, script: String, c: &Confinement) -> (String, i32) {
+        assert!(
+            super::super::support().pid != super::super::pidns::PidMode::None,
+            "needs user namespaces (an unprivileged user's network and PID namespace)"
+        );
+        let (launch, reader, _) = bash_in(ws, script);
+        let Plan { mut hook, .. } = Plan::new(c);
+        hook.net = Some(super::super::netns::NetSetup::new(NetMode::UserAndNet));
+        hook.pid_ns = true;
+        let mut child = start(launch, hook).await.unwrap();
+        assert!(matches!(child, Child::Spawned(_)), "started by clone");
+        let status = child.wait().await.unwrap();
+        (read_all(reader).await, status.code().unwrap_or(-1))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_command_cloned_into_a_user_namespace_is_confined_like_any_other() {
+        let ws = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let mut c = Confinement::workspace(ws.path());
+        c.limits.file_bytes = Some(1 << 20);
+        // SAFETY: no preconditions.
+        let uid = unsafe { libc::geteuid() };
+        let script = format!(
+            "read -r pid _ _ _ _ sid _ </proc/self/stat; echo ns_pid=$$ leads=$((pid == sid)); \
+             read -r inner outer count </proc/self/uid_map; echo map=$inner,$outer,$count; \
+             echo interfaces=$(grep -c : /proc/net/dev); \
+             (exec 3<>/dev/tcp/127.0.0.1/9) 2>&1 | grep -o 'Connection refused'; \
+             touch {out}/x 2>/dev/null && echo wrote-outside; touch inside && echo wrote-inside; \
+             echo fsize=$(ulimit -f); read -t 1 line; echo stdin=$?; echo fds=$(ls /proc/self/fd); \
+             yes | head -c 0; echo pipe=${{PIPESTATUS[0]}}; \
+             setsid sh -c 'echo $(cut -d\" \" -f1 /proc/self/stat) > {ws}/bg.pid; exec sleep 30' & \
+             sleep 0.2; exit 3",
+            out = outside.path().display(),
+            ws = ws.path().display(),
+        );
+        let (out, code) = in_a_user_namespace(ws.path(), script, &c).await;
+        assert_eq!(code, 3, "{out}");
+        let expect = [
+            "ns_pid=1 leads=1".to_string(),
+            format!("map={uid},{uid},1"),
+            // Only loopback, and it is up: a closed port refuses rather than being unreachable.
+            "interfaces=1".to_string(),
+            "Connection refused".to_string(),
+            "wrote-inside".to_string(),
+            "fsize=1024".to_string(),
+            "stdin=1".to_string(),
+            // SIGPIPE is back to its default action (Rust's parent ignores it): 128 + 13.
+            "pipe=141".to_string(),
+        ];
+        for line in &expect {
+            assert!(out.lines().any(|l| l == line), "no {line:?} in:\n{out}");
+        }
+        assert!(!out.contains("wrote-outside"), "{out}");
+        // ls's own descriptor for the folder is the fourth.
+        assert!(
+            out.contains("fds=0 1 2 3\n"),
+            "only the three streams: {out}"
+        );
+        // The background process in a session of its own ended with the command.
+        let bg = std::fs::read_to_string(ws.path().join("bg.pid")).unwrap();
+        let proc = format!("/proc/{}", bg.trim());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while Path::new(&proc).exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the background process outlived its command"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cloned_start_that_fails_says_why_and_leaks_nothing() {
+        let ws = tempfile::tempdir().unwrap();
+        let c = Confinement::workspace(ws.path());
+        let rulesets = || {
+            std::fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|l| l.to_string_lossy().contains("landlock"))
+                .count()
+        };
+        let before = rulesets();
+        for _ in 0..20 {
+            let (out, code) = in_a_user_namespace(ws.path(), "exit 0".into(), &c).await;
+            assert_eq!((out.as_str(), code), ("", 0));
+        }
+        // Each start had a ruleset of its own; none is left open in nlah (tests running beside
+        // this one in the same process may hold a few of theirs).
+        assert!(rulesets() < before + 20, "the rulesets leak");
+
+        // A working folder that does not exist: the child's chdir fails and the start says so.
+        let (launch, _reader, _) = bash_in(Path::new("/nonexistent-nlah"), "true".into());
+        let Plan { mut hook, .. } = Plan::new(&c);
+        hook.net = Some(super::super::netns::NetSetup::new(NetMode::UserAndNet));
+        let err = start(launch, hook).await.err().expect("refused");
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
     }
 
     #[test]
