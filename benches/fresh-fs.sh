@@ -8,7 +8,7 @@
 # e.g. benches/fresh-fs.sh -- cargo bench --bench ablate -- workload
 #   --journal  an ext4 with a journal (default: without one, as this project's machines' root)
 #   --as USER  runs COMMAND as USER (e.g. nobody), owner of the file system: an unprivileged user
-#              starts confined commands another way than root (fork, user namespaces), so its
+#              starts confined commands another way than root (clone into user namespaces), so its
 #              figures differ; give a built benchmark binary, not cargo, as COMMAND
 # The image lives in a temporary folder and is unmounted and removed at the end.
 set -euo pipefail

@@ -46,9 +46,12 @@
 //! enters the network namespace, drops the capabilities and takes on the Landlock domain itself,
 //! then starts the command with `posix_spawn` in a new session; the command inherits all three and
 //! the thread ends. nlah's own address space is never copied, which keeps starting a command cheap
-//! however many runs share the process. Unprivileged users need a user namespace, which only a
-//! single-threaded process can enter: there, and on kernels without `pidfd_open`, the command
-//! is forked and the same steps run in the child before `exec` ([`confine`]).
+//! however many runs share the process. Unprivileged users need a user namespace, which a thread
+//! of a multithreaded process cannot enter but a new process can be made in: the command is
+//! started by `clone(CLONE_VM | CLONE_VFORK)` into new user, network and PID namespaces, and the
+//! same steps run in the child (in nlah's memory, system calls only) before `exec`. On kernels
+//! without `pidfd_open`, and for [`confine`]'s callers, the command is forked and the steps run in
+//! the child before `exec`.
 //!
 //! **Capabilities**: a command started by root keeps only Docker's default capability set
 //! without CAP_MKNOD (bounding, ambient and current sets), so it cannot load kernel modules,

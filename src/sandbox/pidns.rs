@@ -7,7 +7,9 @@
 //! on the two ways a command starts:
 //! - from a thread (root, [`super::spawn`]): the thread calls `unshare(CLONE_NEWPID)` and the
 //!   command it then starts is the namespace's first process;
-//! - after `fork` (a user namespace, or a `pre_exec` hook): the forked child unshares, then forks
+//! - by `clone` into a user namespace (unprivileged, [`super::spawn`]): `CLONE_NEWPID` makes the
+//!   new process the namespace's first;
+//! - after `fork` (a `pre_exec` hook, or no `pidfd_open`): the forked child unshares, then forks
 //!   once more. The grandchild becomes the command; the child stays behind holding nothing but
 //!   the wait for it, and ends as it ended. The grandchild dies with the child
 //!   (`PR_SET_PDEATHSIG`), so killing the command's pid still kills the command.
