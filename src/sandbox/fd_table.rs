@@ -29,9 +29,9 @@ pub(super) struct Own {
 }
 
 /// Gives the calling thread a table of its own holding only descriptors 0–2, then copies
-/// `output`, `input` and `ruleset` (numbers in the process's table) into it. After it returns `Ok`, the
-/// thread sees none of the process's other descriptors: whatever it closes closes there only.
-/// On `Err` from the first step the thread still shares the process's table.
+/// `output`, `input` and `ruleset` (numbers in the process's table) into it. After it returns
+/// `Ok`, the thread sees none of the process's other descriptors: whatever it closes closes there
+/// only. On `Err` from the first step the thread still shares the process's table.
 pub(super) fn take(
     output: RawFd,
     input: Option<RawFd>,
