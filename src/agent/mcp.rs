@@ -8,21 +8,22 @@
 //! "method not found" (this client offers no sampling, roots or elicitation).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin};
+use tokio::net::unix::pipe;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::tools::{DEFAULT_OUTPUT_CAP, ToolOutput};
 use crate::model::ToolSpec;
 use crate::sandbox::exec::Capture;
+use crate::sandbox::spawn::{Child, Launch};
 use crate::sandbox::{Confinement, Enforcement, EnvAllowList, Scratch};
 
 /// The MCP revision this client speaks.
@@ -150,7 +151,7 @@ impl Shared {
     }
 }
 
-type Stdin = Arc<tokio::sync::Mutex<Option<ChildStdin>>>;
+type Stdin = Arc<tokio::sync::Mutex<Option<pipe::Sender>>>;
 
 /// A running MCP server.
 pub struct McpClient {
@@ -208,26 +209,34 @@ impl McpClient {
             message,
         };
         let scratch = Scratch::prepare(cwd).map_err(|e| spawn_err(e.to_string()))?;
-        let mut cmd = tokio::process::Command::new("bash");
-        cmd.arg("-c")
-            .arg(command_line)
-            .current_dir(cwd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        crate::sandbox::clean_env_with(&mut cmd, &scratch.home, &scratch.tmp, &options.allow_env);
-        let enforcement = crate::sandbox::confine(&mut cmd, confinement);
-        let mut child = cmd.spawn().map_err(|e| spawn_err(e.to_string()))?;
-        if let Some(pid) = child.id() {
-            crate::sandbox::guard(pid);
-        }
-        let pgid = child.id().and_then(|p| i32::try_from(p).ok());
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            return Err(spawn_err("the server's pipes are missing".to_string()));
+        let pipes =
+            || -> std::io::Result<_> { Ok((std::io::pipe()?, std::io::pipe()?, std::io::pipe()?)) };
+        let ((in_r, in_w), (out_r, out_w), (err_r, err_w)) =
+            pipes().map_err(|e| spawn_err(format!("cannot create its pipes: {e}")))?;
+        // Started as every confined command is (no copy of nlah's address space); killed when
+        // dropped, like the child's shell.
+        let launch = Launch {
+            program: "bash",
+            args: vec!["-c".into(), command_line.into()],
+            cwd,
+            env: crate::sandbox::clean_vars(&scratch.home, &scratch.tmp, &options.allow_env),
+            output: OwnedFd::from(out_w),
+            error: Some(OwnedFd::from(err_w)),
+            input: Some(OwnedFd::from(in_r)),
+            prelude: None,
         };
+        let (child, enforcement) = crate::sandbox::spawn::spawn(launch, confinement).await;
+        let child = child.map_err(|e| spawn_err(e.to_string()))?;
+        let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+        let ends = || -> std::io::Result<_> {
+            Ok((
+                pipe::Sender::from_owned_fd(OwnedFd::from(in_w))?,
+                pipe::Receiver::from_owned_fd(OwnedFd::from(out_r))?,
+                pipe::Receiver::from_owned_fd(OwnedFd::from(err_r))?,
+            ))
+        };
+        let (stdin, stdout, stderr) =
+            ends().map_err(|e| spawn_err(format!("cannot use its pipes: {e}")))?;
 
         let shared = Arc::new(Shared {
             pending: Mutex::new(HashMap::new()),
@@ -636,7 +645,7 @@ impl Drop for McpClient {
     }
 }
 
-async fn read_stdout(stdout: tokio::process::ChildStdout, shared: Arc<Shared>, stdin: Stdin) {
+async fn read_stdout(stdout: pipe::Receiver, shared: Arc<Shared>, stdin: Stdin) {
     let mut lines = BufReader::new(stdout).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let line = line.trim();
@@ -694,7 +703,7 @@ async fn read_stdout(stdout: tokio::process::ChildStdout, shared: Arc<Shared>, s
     }
 }
 
-async fn read_stderr(mut stderr: tokio::process::ChildStderr, shared: Arc<Shared>) {
+async fn read_stderr(mut stderr: pipe::Receiver, shared: Arc<Shared>) {
     let mut buf = vec![0u8; 4096];
     while let Ok(n) = stderr.read(&mut buf).await {
         if n == 0 {

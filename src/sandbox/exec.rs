@@ -70,6 +70,7 @@ pub async fn run(c: &ShellCommand<'_>) -> Result<ShellResult, SandboxError> {
         env: super::env::clean_vars(&scratch.home, &scratch.tmp, c.allow_env),
         // The only write end: it is gone once the command has started, so reading ends with it.
         output: OwnedFd::from(writer),
+        error: None,
         input: None,
         prelude: None,
     };

@@ -20,37 +20,42 @@ use std::sync::OnceLock;
 
 use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags, pidfd_getfd, pidfd_open};
 
-/// The command's output and input, and the Landlock ruleset a child made by `clone` enforces on
-/// itself, in the calling thread's own table.
-pub(super) struct Own {
+/// The descriptors a command starts with: stdout (and stderr, unless `error` is given), stdin
+/// (`None`: `/dev/null`), and the Landlock ruleset a child made by `clone` enforces on itself.
+pub(super) struct Streams {
     pub output: OwnedFd,
+    pub error: Option<OwnedFd>,
     pub input: Option<OwnedFd>,
     pub ruleset: Option<OwnedFd>,
 }
 
-/// Gives the calling thread a table of its own holding only descriptors 0–2, then copies
-/// `output`, `input` and `ruleset` (numbers in the process's table) into it. After it returns
-/// `Ok`, the thread sees none of the process's other descriptors: whatever it closes closes there
-/// only. On `Err` from the first step the thread still shares the process's table.
-pub(super) fn take(
-    output: RawFd,
-    input: Option<RawFd>,
-    ruleset: Option<RawFd>,
-) -> Result<Own, Step> {
+/// Gives the calling thread a table of its own holding only descriptors 0–2, then copies the
+/// descriptors of `s` (in the process's table) into it. After it returns `Ok`, the thread sees
+/// none of the process's other descriptors: whatever it closes closes there only. On `Err` from
+/// the first step the thread still shares the process's table.
+pub(super) fn take(s: &Streams) -> Result<Streams, Step> {
+    let raw = |fd: &Option<OwnedFd>| fd.as_ref().map(AsRawFd::as_raw_fd);
+    let (output, error, input, ruleset) = (
+        s.output.as_raw_fd(),
+        raw(&s.error),
+        raw(&s.input),
+        raw(&s.ruleset),
+    );
     // SAFETY: close_range takes two numbers and flags; with CLOSE_RANGE_UNSHARE it closes only
     // in the calling thread's new copy of the table, which holds descriptors below 3 only.
     let r = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_UNSHARE as libc::c_int) };
     if r != 0 {
         return Err(Step::Shared(io::Error::last_os_error()));
     }
-    let own = || -> io::Result<Own> {
+    let own = || -> io::Result<Streams> {
         // The process's pidfd names its table; same-process access needs no ptrace right.
         let pid = Pid::from_raw(std::process::id().cast_signed())
             .ok_or_else(|| io::Error::other("this process has no pid"))?;
         let me = pidfd_open(pid, PidfdFlags::empty())?;
         let get = |fd: RawFd| pidfd_getfd(&me, fd, PidfdGetfdFlags::empty());
-        Ok(Own {
+        Ok(Streams {
             output: get(output)?,
+            error: error.map(get).transpose()?,
             input: input.map(get).transpose()?,
             ruleset: ruleset.map(get).transpose()?,
         })
@@ -90,14 +95,23 @@ pub(super) fn available() -> bool {
         let Ok(probe) = std::fs::File::open("/dev/null") else {
             return false;
         };
-        let raw = probe.as_raw_fd();
-        std::thread::Builder::new()
-            .name("nlah-fd-probe".into())
-            .spawn(move || take(raw, Some(raw), None).is_ok())
-            .ok()
-            .and_then(|h| h.join().ok())
-            .unwrap_or(false)
-        // `probe` closes here, in the process's table, after the thread ended.
+        let streams = Streams {
+            output: OwnedFd::from(probe),
+            error: None,
+            input: None,
+            ruleset: None,
+        };
+        let worked = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("nlah-fd-probe".into())
+                .spawn_scoped(scope, || take(&streams).is_ok())
+                .ok()
+                .and_then(|h| h.join().ok())
+                .unwrap_or(false)
+        });
+        // `streams` closes here, in the process's table, after the thread ended.
+        drop(streams);
+        worked
     })
 }
 
@@ -114,23 +128,33 @@ mod tests {
         );
         let (mut reader, writer) = std::io::pipe().unwrap();
         let other = std::fs::File::open("/dev/null").unwrap();
-        let (w, o) = (writer.as_raw_fd(), other.as_raw_fd());
-        let seen = std::thread::spawn(move || {
-            let own = take(w, None, None).unwrap();
-            // SAFETY: fcntl F_GETFD only asks whether the number is open in this thread's table.
-            let other_open = unsafe { libc::fcntl(o, libc::F_GETFD) } != -1;
-            let mut out = std::fs::File::from(own.output);
-            out.write_all(b"through the copy").unwrap();
-            other_open
-        })
-        .join()
-        .unwrap();
+        let o = other.as_raw_fd();
+        let streams = Streams {
+            output: OwnedFd::from(writer),
+            error: None,
+            input: None,
+            ruleset: None,
+        };
+        let seen = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let own = take(&streams).unwrap();
+                    // SAFETY: fcntl F_GETFD only asks whether the number is open in this
+                    // thread's table.
+                    let other_open = unsafe { libc::fcntl(o, libc::F_GETFD) } != -1;
+                    let mut out = std::fs::File::from(own.output);
+                    out.write_all(b"through the copy").unwrap();
+                    other_open
+                })
+                .join()
+                .unwrap()
+        });
         assert!(
             !seen,
             "the process's other descriptors are not in the thread's table"
         );
         // The process's table still holds both, open.
-        drop(writer);
+        drop(streams);
         let mut s = String::new();
         reader.read_to_string(&mut s).unwrap();
         assert_eq!(s, "through the copy");

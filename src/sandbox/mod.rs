@@ -1,10 +1,11 @@
 //! Confinement of tool commands: what a child's shell commands, MCP servers and gate commands may
 //! touch.
 //!
-//! [`confine`] installs a `pre_exec` hook on a command and returns an [`Enforcement`] that says
-//! what actually holds for it; [`probe`] says what this kernel supports at all. [`clean_env`]
-//! builds the command's environment from scratch; [`exec::run`] runs a confined `bash -c` with a
-//! time limit and a capped capture.
+//! [`spawn::spawn`] starts a command confined and returns an [`Enforcement`] that says what
+//! actually holds for it; [`confine`] installs the same steps as a `pre_exec` hook on a
+//! `tokio::process::Command` (a `fork`); [`probe`] says what this kernel supports at all.
+//! [`clean_env`] builds the command's environment from scratch; [`exec::run`] runs a confined
+//! `bash -c` with a time limit and a capped capture.
 //!
 //! # What is enforced
 //!
@@ -50,8 +51,8 @@
 //! of a multithreaded process cannot enter but a new process can be made in: the command is
 //! started by `clone(CLONE_VM | CLONE_VFORK)` into new user, network and PID namespaces, and the
 //! same steps run in the child (in nlah's memory, system calls only) before `exec`. On kernels
-//! without `pidfd_open`, and for [`confine`]'s callers, the command is forked and the steps run in
-//! the child before `exec`.
+//! without `pidfd_open`, and for [`confine`]'s callers (interface code verifiers, whose start is
+//! synchronous), the command is forked and the steps run in the child before `exec`.
 //!
 //! **Capabilities**: a command started by root keeps only Docker's default capability set
 //! without CAP_MKNOD (bounding, ambient and current sets), so it cannot load kernel modules,

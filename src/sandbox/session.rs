@@ -73,6 +73,7 @@ impl ShellSession {
             cwd,
             env: super::env::clean_vars(&scratch.home, &scratch.tmp, allow_env),
             output: OwnedFd::from(out_writer),
+            error: None,
             input: Some(OwnedFd::from(in_reader)),
             prelude: Some(&mut first),
         };

@@ -27,10 +27,12 @@ use std::sync::OnceLock;
 
 use tokio::io::unix::AsyncFd;
 
+use super::fd_table::Streams;
 use super::netns::{Lease, NetMode};
 use super::{ChildHook, Confinement, Enforcement, Plan};
 
-/// A command to start: stdout and stderr share `output`; stdin is `input`, or `/dev/null`.
+/// A command to start: stdout to `output`, stderr to `error` (or `output` too); stdin is
+/// `input`, or `/dev/null`.
 pub struct Launch<'a> {
     /// A program name looked up in the `PATH` of `env`, or a path.
     pub program: &'a str,
@@ -39,6 +41,8 @@ pub struct Launch<'a> {
     /// The whole environment of the command.
     pub env: Vec<(OsString, OsString)>,
     pub output: OwnedFd,
+    /// Where stderr goes apart from stdout; `None`: to `output`.
+    pub error: Option<OwnedFd>,
     /// What the command reads; `None`: `/dev/null`.
     pub input: Option<OwnedFd>,
     /// For a shell that reads its commands from `input`: where the resource limits it must set
@@ -212,7 +216,10 @@ enum How {
 
 /// The `fork` path: the hook runs in the child before `exec`.
 fn spawn_forked(launch: Launch<'_>, mut hook: ChildHook) -> std::io::Result<tokio::process::Child> {
-    let err = launch.output.try_clone()?;
+    let err = match launch.error {
+        Some(fd) => fd,
+        None => launch.output.try_clone()?,
+    };
     let mut cmd = tokio::process::Command::new(launch.program);
     cmd.args(&launch.args)
         .current_dir(launch.cwd)
@@ -254,13 +261,16 @@ async fn spawn_from_thread(
         }
     }
     let args = Prepared::new(&launch)?;
-    let output = launch.output;
-    let input = launch.input;
     // On the clone path the child enforces the ruleset by its descriptor, which goes back with
-    // the output and input.
-    let ruleset: Option<OwnedFd> = match how {
-        How::Clone => hook.ruleset.take().and_then(Into::into),
-        How::Thread => None,
+    // the streams.
+    let streams = Streams {
+        output: launch.output,
+        error: launch.error,
+        input: launch.input,
+        ruleset: match how {
+            How::Clone => hook.ruleset.take().and_then(Into::into),
+            How::Thread => None,
+        },
     };
     // Asked here: the spawning thread, once in a PID namespace of its own, cannot start threads.
     let small = super::fd_table::available();
@@ -271,22 +281,14 @@ async fn spawn_from_thread(
             let pid = match how {
                 How::Thread => hook.apply_to_thread().and_then(|l| {
                     lease = l;
-                    spawn_small(small, &output, input.as_ref(), None, |o, i, _| {
-                        args.spawn(o, i)
-                    })
+                    spawn_small(small, &streams, |s| args.spawn(s))
                 }),
-                How::Clone => spawn_small(
-                    small,
-                    &output,
-                    input.as_ref(),
-                    ruleset.as_ref(),
-                    |o, i, r| args.clone_into(o, i, r, &hook),
-                ),
+                How::Clone => spawn_small(small, &streams, |s| args.clone_into(s, &hook)),
             };
             // The thread keeps its confinement and ends here, touching no descriptor of the
             // process's: it may have a table of its own, where even a waker's eventfd is
             // another file. What came from the process's table goes back to be closed there.
-            (pid, lease, output, input, ruleset)
+            (pid, lease, streams)
         })?;
     // Joined on a thread of the blocking pool, which shares the process's table: it wakes this
     // task, or, if the caller gave up, kills the command, which must not outlive it unwatched.
@@ -301,11 +303,11 @@ async fn spawn_from_thread(
             kill_and_reap(pid);
         }
     }));
-    let (pid, lease, output, input, ruleset) = rx
+    let (pid, lease, streams) = rx
         .await
         .map_err(|_| std::io::Error::other("the spawning thread ended without a word"))?;
     // The command holds its own copies now.
-    drop((output, input, ruleset));
+    drop(streams);
     let pid = pid?;
     // A child whose start failed halfway must not outlive it.
     let abandon = |e: std::io::Error| {
@@ -359,23 +361,19 @@ fn pidfd_works() -> bool {
     })
 }
 
-/// Starts the command with `start` (given its output, input and Landlock ruleset) from the
-/// calling thread with a descriptor table of its own holding only what the command gets
-/// ([`super::fd_table`]) if `small`; else from the process's.
+/// Starts the command with `start` from the calling thread with a descriptor table of its own
+/// holding only what the command gets ([`super::fd_table`]) if `small`; else from the process's.
 fn spawn_small(
     small: bool,
-    output: &OwnedFd,
-    input: Option<&OwnedFd>,
-    ruleset: Option<&OwnedFd>,
-    start: impl FnOnce(&OwnedFd, Option<&OwnedFd>, Option<&OwnedFd>) -> std::io::Result<libc::pid_t>,
+    streams: &Streams,
+    start: impl FnOnce(&Streams) -> std::io::Result<libc::pid_t>,
 ) -> std::io::Result<libc::pid_t> {
     if !small {
-        return start(output, input, ruleset);
+        return start(streams);
     }
-    let raw = |fd: Option<&OwnedFd>| fd.map(AsRawFd::as_raw_fd);
-    match super::fd_table::take(output.as_raw_fd(), raw(input), raw(ruleset)) {
-        Ok(own) => start(&own.output, own.input.as_ref(), own.ruleset.as_ref()),
-        Err(super::fd_table::Step::Shared(_)) => start(output, input, ruleset),
+    match super::fd_table::take(streams) {
+        Ok(own) => start(&own),
+        Err(super::fd_table::Step::Shared(_)) => start(streams),
         Err(e) => Err(e.into()),
     }
 }
@@ -420,13 +418,7 @@ impl Prepared {
     }
 
     /// `clone` into the namespaces `hook` asks for, the child confining itself ([`vfork`]).
-    fn clone_into(
-        &self,
-        output: &OwnedFd,
-        input: Option<&OwnedFd>,
-        ruleset: Option<&OwnedFd>,
-        hook: &ChildHook,
-    ) -> std::io::Result<libc::pid_t> {
+    fn clone_into(&self, s: &Streams, hook: &ChildHook) -> std::io::Result<libc::pid_t> {
         let (argv, envp) = (pointers(&self.argv), pointers(&self.envp));
         let exec = vfork::Exec {
             path: &self.path,
@@ -434,13 +426,13 @@ impl Prepared {
             envp: &envp,
             cwd: &self.cwd,
         };
-        let raw = |fd: Option<&OwnedFd>| fd.map(AsRawFd::as_raw_fd);
-        vfork::start(&exec, output.as_raw_fd(), raw(input), raw(ruleset), hook)
+        vfork::start(&exec, s, hook)
     }
 
-    /// `posix_spawn` in a new session, stdin from `input` (or `/dev/null`), stdout and stderr to
-    /// `output`, default signal handling and an empty signal mask.
-    fn spawn(&self, output: &OwnedFd, input: Option<&OwnedFd>) -> std::io::Result<libc::pid_t> {
+    /// `posix_spawn` in a new session, stdin from `s.input` (or `/dev/null`), stdout to
+    /// `s.output`, stderr to `s.error` (or `s.output`), default signal handling and an empty
+    /// signal mask.
+    fn spawn(&self, s: &Streams) -> std::io::Result<libc::pid_t> {
         let (argv, envp) = (pointers(&self.argv), pointers(&self.envp));
         let nz = |r: libc::c_int| {
             if r == 0 {
@@ -479,7 +471,7 @@ impl Prepared {
                 flags as libc::c_short,
             ))?;
 
-            match input {
+            match &s.input {
                 Some(fd) => nz(libc::posix_spawn_file_actions_adddup2(
                     fa.0,
                     fd.as_raw_fd(),
@@ -495,12 +487,12 @@ impl Prepared {
             }
             nz(libc::posix_spawn_file_actions_adddup2(
                 fa.0,
-                output.as_raw_fd(),
+                s.output.as_raw_fd(),
                 1,
             ))?;
             nz(libc::posix_spawn_file_actions_adddup2(
                 fa.0,
-                output.as_raw_fd(),
+                s.error.as_ref().unwrap_or(&s.output).as_raw_fd(),
                 2,
             ))?;
             nz(libc::posix_spawn_file_actions_addchdir_np(
@@ -570,6 +562,7 @@ mod tests {
             cwd: ws,
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],
             output: OwnedFd::from(writer),
+            error: None,
             input: None,
             prelude: None,
         };
@@ -878,6 +871,25 @@ mod tests {
         hook.net = Some(super::super::netns::NetSetup::new(NetMode::UserAndNet));
         let err = start(launch, hook).await.err().expect("refused");
         assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stderr_goes_apart_when_asked_on_either_path() {
+        let ws = tempfile::tempdir().unwrap();
+        let c = Confinement::workspace(ws.path());
+        for user_ns in [false, true] {
+            let (mut launch, out, _) = bash_in(ws.path(), "echo out; echo err >&2".into());
+            let (err, err_w) = std::io::pipe().unwrap();
+            launch.error = Some(OwnedFd::from(err_w));
+            let Plan { mut hook, .. } = Plan::new(&c);
+            if user_ns {
+                hook.net = Some(super::super::netns::NetSetup::new(NetMode::UserAndNet));
+            }
+            let mut child = start(launch, hook).await.unwrap();
+            assert!(child.wait().await.unwrap().success());
+            let both = (read_all(out).await, read_all(err).await);
+            assert_eq!(both, ("out\n".into(), "err\n".into()), "user_ns {user_ns}");
+        }
     }
 
     #[test]

@@ -161,6 +161,7 @@ pub async fn verify(
                 cwd: repo_dir,
                 env,
                 output: OwnedFd::from(writer),
+                error: None,
                 input: None,
                 prelude: None,
             };

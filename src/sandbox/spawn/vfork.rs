@@ -15,10 +15,11 @@
 //! keeper process stands between nlah and the command.
 
 use std::ffi::{CString, c_int, c_void};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::sandbox::ChildHook;
+use crate::sandbox::fd_table::Streams;
 
 /// The child's stack: enough for the hook's calls (deep only in debug builds), with a guard page
 /// below it. Untouched pages cost nothing.
@@ -32,6 +33,7 @@ struct Shared<'a> {
     envp: *const *const libc::c_char,
     cwd: *const libc::c_char,
     output: RawFd,
+    error: RawFd,
     input: Option<RawFd>,
     ruleset: Option<RawFd>,
     hook: &'a ChildHook,
@@ -48,25 +50,26 @@ pub(super) struct Exec<'a> {
     pub cwd: &'a CString,
 }
 
-/// Starts `exec` in the namespaces `hook` asks for, confined by it, in a new session: stdin from
-/// `input` (or `/dev/null`), stdout and stderr to `output`, every other descriptor closed, default
-/// signal handling and an empty signal mask. Returns the child's pid once it has exec'd; if a
-/// step failed, the child is reaped and its errno returned.
+/// Starts `exec` in the namespaces `hook` asks for, confined by it and by `s.ruleset`, in a new
+/// session: stdin from `s.input` (or `/dev/null`), stdout to `s.output`, stderr to `s.error` (or
+/// `s.output`), every other descriptor closed, default signal handling and an empty signal mask.
+/// Returns the child's pid once it has exec'd; if a step failed, the child is reaped and its
+/// errno returned.
 pub(super) fn start(
     exec: &Exec<'_>,
-    output: RawFd,
-    input: Option<RawFd>,
-    ruleset: Option<RawFd>,
+    s: &Streams,
     hook: &ChildHook,
 ) -> std::io::Result<libc::pid_t> {
+    let raw = |fd: &Option<OwnedFd>| fd.as_ref().map(AsRawFd::as_raw_fd);
     let shared = Shared {
         path: exec.path.as_ptr(),
         argv: exec.argv.as_ptr().cast(),
         envp: exec.envp.as_ptr().cast(),
         cwd: exec.cwd.as_ptr(),
-        output,
-        input,
-        ruleset,
+        output: s.output.as_raw_fd(),
+        error: s.error.as_ref().unwrap_or(&s.output).as_raw_fd(),
+        input: raw(&s.input),
+        ruleset: raw(&s.ruleset),
         hook,
         errno: AtomicI32::new(0),
     };
@@ -131,7 +134,7 @@ fn steps(s: &Shared<'_>) -> std::io::Error {
                 }
             }
         }
-        if libc::dup2(s.output, 1) == -1 || libc::dup2(s.output, 2) == -1 {
+        if libc::dup2(s.output, 1) == -1 || libc::dup2(s.error, 2) == -1 {
             return last();
         }
         if libc::chdir(s.cwd) == -1 {
