@@ -58,16 +58,21 @@ fn per_action() {
             )],
         })),
     ];
-    let l = Layers::new(
-        "bench-1",
-        &layers,
-        specs.clone(),
-        None,
-        100_000,
-        dir.path(),
-        &Confinement::workspace(dir.path()),
-    )
-    .expect("layers");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let l = rt
+        .block_on(Layers::new(
+            "bench-1",
+            &layers,
+            specs.clone(),
+            None,
+            100_000,
+            dir.path(),
+            &Confinement::workspace(dir.path()),
+        ))
+        .expect("layers");
     let output = "x".repeat(4096);
     let mut req = ChatRequest {
         model: "m".into(),
@@ -142,13 +147,14 @@ fn verifier() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let _guard = rt.enter();
     let started = Instant::now();
-    let p = VerifierProcess::start(
-        "scripts/hanoi_verifier.py",
-        dir.path(),
-        &Confinement::workspace(dir.path()),
-        Duration::from_secs(5),
-    )
-    .expect("the verifier starts");
+    let p = rt
+        .block_on(VerifierProcess::start(
+            "scripts/hanoi_verifier.py",
+            dir.path(),
+            &Confinement::workspace(dir.path()),
+            Duration::from_secs(5),
+        ))
+        .expect("the verifier starts");
     let obs = "Tower of Hanoi with 5 disks: move all disks from peg A to peg C.\nA: 5 4 3\nB: 2\nC: 1\nmoves: 3";
     // The first answer includes the interpreter's start.
     p.is_legal(obs, "hanoi__act", &json!({}), Some("move A B"))

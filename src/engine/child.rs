@@ -399,7 +399,8 @@ pub async fn run(run: &Run, req: Request<'_>) -> Result<ChildReport, WorkspaceEr
                     run.opts.settings.max_steps,
                     req.root,
                     &toolbox.ctx.confinement,
-                );
+                )
+                .await;
                 let obs = Events {
                     run,
                     child: &req.id,

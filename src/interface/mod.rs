@@ -95,7 +95,7 @@ impl Layers {
     /// The layers the harness declares for a child whose tools are `specs`, working in `root`
     /// under `confinement` (where a code verifier runs); `None` when it declares none that run
     /// in the loop. Needs a tokio runtime (a code verifier's process).
-    pub fn new(
+    pub async fn new(
         child: &str,
         layers: &[Layer],
         specs: Vec<ToolSpec>,
@@ -131,16 +131,19 @@ impl Layers {
             regulator: regulation.map(Regulator::new).unwrap_or_default(),
             ..State::default()
         };
-        let verifier = verifier.map(|v| {
-            let timeout = std::time::Duration::from_millis(u64::from(v.timeout_ms));
-            match VerifierProcess::start(&v.script, root, confinement, timeout) {
-                Ok(p) => (v, Some(p)),
-                Err(f) => {
-                    st.fault = Some(f);
-                    (v, None)
+        let verifier = match verifier {
+            Some(v) => {
+                let timeout = std::time::Duration::from_millis(u64::from(v.timeout_ms));
+                match VerifierProcess::start(&v.script, root, confinement, timeout).await {
+                    Ok(p) => Some((v, Some(p))),
+                    Err(f) => {
+                        st.fault = Some(f);
+                        Some((v, None))
+                    }
                 }
             }
-        });
+            None => None,
+        };
         Some(Layers {
             child: child.to_string(),
             realization,

@@ -12,16 +12,16 @@
 //! answers something else is a fault, which ends the child and the run as an infrastructure
 //! error. The fault quotes the end of the script's stderr (a Python traceback says why).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Write, pipe};
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::sandbox::spawn::{Child, Launch};
 use crate::sandbox::{Confinement, Scratch};
 
 /// Added to the time limit of the first answer, for the script to start.
@@ -104,7 +104,7 @@ pub struct VerifierProcess {
     timeout: Duration,
     io: Mutex<Option<Io>>,
     stderr: StderrTail,
-    child: Mutex<Option<tokio::process::Child>>,
+    child: Mutex<Option<Child>>,
 }
 
 impl std::fmt::Debug for VerifierProcess {
@@ -118,7 +118,7 @@ impl std::fmt::Debug for VerifierProcess {
 impl VerifierProcess {
     /// Starts `script` (a path in the workspace, e.g. `scripts/verify.py`) in `cwd`: with
     /// `python3` for `.py`, `bash` for `.sh`, else as an executable. Needs a tokio runtime.
-    pub fn start(
+    pub async fn start(
         script: &str,
         cwd: &Path,
         confinement: &Confinement,
@@ -130,47 +130,43 @@ impl VerifierProcess {
                 "code verifier `{script}`: no such file in the workspace"
             ));
         }
-        let scratch =
-            Scratch::prepare(cwd).map_err(|e| format!("code verifier `{script}`: {e}"))?;
-        let mut cmd = if script.ends_with(".py") {
-            let mut c = tokio::process::Command::new("python3");
-            c.arg(&path);
-            c
+        let fault = |e: &dyn std::fmt::Display| format!("code verifier `{script}`: {e}");
+        let scratch = Scratch::prepare(cwd).map_err(|e| fault(&e))?;
+        let (program, args) = if script.ends_with(".py") {
+            ("python3", vec![path.clone().into_os_string()])
         } else if script.ends_with(".sh") {
-            let mut c = tokio::process::Command::new("bash");
-            c.arg(&path);
-            c
+            ("bash", vec![path.clone().into_os_string()])
         } else {
-            tokio::process::Command::new(&path)
+            let exe = path
+                .to_str()
+                .ok_or_else(|| fault(&"its path is not UTF-8"))?;
+            (exe, Vec::new())
         };
-        cmd.current_dir(cwd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        crate::sandbox::clean_env_with(&mut cmd, &scratch.home, &scratch.tmp, &Default::default());
-        crate::sandbox::confine(&mut cmd, confinement);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("code verifier `{script}` did not start: {e}"))?;
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            return Err(format!("code verifier `{script}`: its pipes are missing"));
+        let pipes = || -> std::io::Result<_> { Ok((pipe()?, pipe()?, pipe()?)) };
+        let ((in_r, in_w), (out_r, out_w), (err_r, err_w)) = pipes().map_err(|e| fault(&e))?;
+        // Started as every confined command is (no copy of nlah's address space); killed when
+        // dropped.
+        let launch = Launch {
+            program,
+            args,
+            cwd,
+            env: crate::sandbox::clean_vars(&scratch.home, &scratch.tmp, &Default::default()),
+            output: OwnedFd::from(out_w),
+            error: Some(OwnedFd::from(err_w)),
+            input: Some(OwnedFd::from(in_r)),
+            prelude: None,
         };
-        let stderr: OwnedFd = stderr
-            .into_owned_fd()
-            .map_err(|e| format!("code verifier `{script}`: {e}"))?;
-        let stdin: OwnedFd = stdin
-            .into_owned_fd()
-            .map_err(|e| format!("code verifier `{script}`: {e}"))?;
-        let stdout: OwnedFd = stdout
-            .into_owned_fd()
-            .map_err(|e| format!("code verifier `{script}`: {e}"))?;
+        let (child, _) = crate::sandbox::spawn::spawn(launch, confinement).await;
+        let child = child.map_err(|e| format!("code verifier `{script}` did not start: {e}"))?;
+        let (stdin, stdout, stderr) = (
+            std::fs::File::from(OwnedFd::from(in_w)),
+            std::fs::File::from(OwnedFd::from(out_r)),
+            std::fs::File::from(OwnedFd::from(err_r)),
+        );
         let (tx, rx) = channel();
         // A reader thread, so that a silent script is cut off by the time limit.
         std::thread::spawn(move || {
-            for line in BufReader::new(std::fs::File::from(stdout)).lines() {
+            for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if tx.send(line).is_err() {
                     break;
@@ -181,11 +177,11 @@ impl VerifierProcess {
             script: script.to_string(),
             timeout,
             io: Mutex::new(Some(Io {
-                stdin: std::fs::File::from(stdin),
+                stdin,
                 lines: rx,
                 next: 1,
             })),
-            stderr: StderrTail::read(std::fs::File::from(stderr), cwd),
+            stderr: StderrTail::read(stderr, cwd),
             child: Mutex::new(Some(child)),
         })
     }
@@ -319,7 +315,7 @@ impl VerifierProcess {
 
 impl Drop for VerifierProcess {
     fn drop(&mut self) {
-        // Closing stdin asks the script to end; kill_on_drop ends it if it does not.
+        // Closing stdin asks the script to end; the kill ends it if it does not.
         self.io.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = c.start_kill();

@@ -51,8 +51,8 @@
 //! of a multithreaded process cannot enter but a new process can be made in: the command is
 //! started by `clone(CLONE_VM | CLONE_VFORK)` into new user, network and PID namespaces, and the
 //! same steps run in the child (in nlah's memory, system calls only) before `exec`. On kernels
-//! without `pidfd_open`, and for [`confine`]'s callers (interface code verifiers, whose start is
-//! synchronous), the command is forked and the steps run in the child before `exec`.
+//! without `pidfd_open`, and for a command given to [`confine`] (which nlah itself no longer
+//! uses), the command is forked and the steps run in the child before `exec`.
 //!
 //! **Capabilities**: a command started by root keeps only Docker's default capability set
 //! without CAP_MKNOD (bounding, ambient and current sets), so it cannot load kernel modules,
