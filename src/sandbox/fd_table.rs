@@ -29,6 +29,18 @@ pub(super) struct Streams {
     pub ruleset: Option<OwnedFd>,
 }
 
+impl Streams {
+    /// Only an output (stderr with it, stdin `/dev/null`, no ruleset).
+    pub fn only_output(output: OwnedFd) -> Streams {
+        Streams {
+            output,
+            error: None,
+            input: None,
+            ruleset: None,
+        }
+    }
+}
+
 /// Gives the calling thread a table of its own holding only descriptors 0–2, then copies the
 /// descriptors of `s` (in the process's table) into it. After it returns `Ok`, the thread sees
 /// none of the process's other descriptors: whatever it closes closes there only. On `Err` from
@@ -95,12 +107,7 @@ pub(super) fn available() -> bool {
         let Ok(probe) = std::fs::File::open("/dev/null") else {
             return false;
         };
-        let streams = Streams {
-            output: OwnedFd::from(probe),
-            error: None,
-            input: None,
-            ruleset: None,
-        };
+        let streams = Streams::only_output(OwnedFd::from(probe));
         let worked = std::thread::scope(|scope| {
             std::thread::Builder::new()
                 .name("nlah-fd-probe".into())
@@ -129,12 +136,7 @@ mod tests {
         let (mut reader, writer) = std::io::pipe().unwrap();
         let other = std::fs::File::open("/dev/null").unwrap();
         let o = other.as_raw_fd();
-        let streams = Streams {
-            output: OwnedFd::from(writer),
-            error: None,
-            input: None,
-            ruleset: None,
-        };
+        let streams = Streams::only_output(OwnedFd::from(writer));
         let seen = std::thread::scope(|scope| {
             scope
                 .spawn(|| {
