@@ -9,10 +9,10 @@
 //! and fetches the command's output and input from the process's table (`pidfd_getfd`, allowed
 //! within one process whatever its confinement); the command then starts from a table of five.
 //!
-//! The `fork` path marks what it inherited close-on-exec instead
-//! ([`close_on_exec_above_streams`]). Kernels before 5.9 or a seccomp filter (Docker's refuses
-//! `pidfd_getfd` without `CAP_SYS_PTRACE`) leave the copy as it was: [`available`] asks once, in a
-//! throwaway thread.
+//! The `fork` path marks what it inherited close-on-exec instead, and the `clone` path does too,
+//! in case its thread kept the process's table ([`close_on_exec_above_streams`]). Kernels before
+//! 5.9 or a seccomp filter (Docker's refuses `pidfd_getfd` without `CAP_SYS_PTRACE`) leave the
+//! copy as it was: [`available`] asks once, in a throwaway thread.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -75,7 +75,7 @@ pub(super) fn take(s: &Streams) -> Result<Streams, Step> {
     own().map_err(Step::Own)
 }
 
-/// For the `fork` path, between fork and exec: marks every descriptor above the standard
+/// For the `fork` and `clone` paths, before exec: marks every descriptor above the standard
 /// streams close-on-exec, so that none nlah inherited without the mark reaches the command
 /// (Linux 5.11; before it they pass, as they used to). One system call, no allocation.
 pub(super) fn close_on_exec_above_streams() {

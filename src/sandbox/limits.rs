@@ -103,7 +103,7 @@ impl Limits {
 }
 
 /// Sets each limit on `pid` (0: the calling process), soft and hard. System calls only: safe
-/// between fork and exec.
+/// between fork (or clone) and exec.
 pub(super) fn apply(pid: libc::pid_t, set: &[Rlimit]) -> std::io::Result<()> {
     for &(resource, soft, hard) in set {
         let lim = libc::rlimit64 {

@@ -338,11 +338,21 @@ impl ChildHook {
     /// CAP_NET_ADMIN. Landlock last: the namespace setup writes /proc/self/*_map, outside the
     /// writable paths.
     fn after_namespace(&mut self) -> std::io::Result<()> {
+        let ruleset = self.ruleset.take();
+        self.caps_then_landlock(|| ruleset.map(landlock_fs::restrict))
+    }
+
+    /// The last steps: the capabilities root keeps, then Landlock by `restrict` (`None`: no
+    /// ruleset, an error if one was planned).
+    fn caps_then_landlock(
+        &self,
+        restrict: impl FnOnce() -> Option<std::io::Result<()>>,
+    ) -> std::io::Result<()> {
         if self.drop_caps {
             caps::drop_dangerous()?;
         }
-        match self.ruleset.take() {
-            Some(rs) => landlock_fs::restrict(rs),
+        match restrict() {
+            Some(restricted) => restricted,
             None if self.needs_ruleset => Err(std::io::Error::from_raw_os_error(libc::EPERM)),
             None => Ok(()),
         }
@@ -353,23 +363,23 @@ impl ChildHook {
     /// a namespace, and without writing to memory (`&self`). `ruleset` is the descriptor of the
     /// Landlock ruleset in the child's table (taken out of [`ChildHook::ruleset`] before).
     fn apply_in_clone(&self, ruleset: Option<std::os::fd::RawFd>) -> std::io::Result<()> {
+        self.first_steps_in_child()?;
+        if let Some(net) = &self.net {
+            net.inside()?;
+        }
+        limits::apply(0, &self.rlimits)?;
+        self.caps_then_landlock(|| ruleset.map(landlock_fs::restrict_fd))
+    }
+
+    /// The first steps in a child before `exec`, however it was made: refused, or a new session
+    /// in which no descriptor above the streams survives `exec`.
+    fn first_steps_in_child(&self) -> std::io::Result<()> {
         if let Some(errno) = self.refuse {
             return Err(std::io::Error::from_raw_os_error(errno));
         }
         leave_session()?;
         fd_table::close_on_exec_above_streams();
-        if let Some(net) = &self.net {
-            net.inside()?;
-        }
-        limits::apply(0, &self.rlimits)?;
-        if self.drop_caps {
-            caps::drop_dangerous()?;
-        }
-        match ruleset {
-            Some(fd) => landlock_fs::restrict_fd(fd),
-            None if self.needs_ruleset => Err(std::io::Error::from_raw_os_error(libc::EPERM)),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     /// The namespaces a child made by `clone` starts in: the network's, and a PID namespace.
@@ -380,11 +390,7 @@ impl ChildHook {
 
     /// Runs in the child between `fork` and `exec`: a new session, then the thread's steps.
     fn apply(&mut self) -> std::io::Result<()> {
-        if let Some(errno) = self.refuse {
-            return Err(std::io::Error::from_raw_os_error(errno));
-        }
-        leave_session()?;
-        fd_table::close_on_exec_above_streams();
+        self.first_steps_in_child()?;
         // A fresh namespace: the pool's lock and allocations have no place between fork and
         // exec.
         if let Some(net) = &self.net {

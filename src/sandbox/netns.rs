@@ -219,7 +219,8 @@ pub(super) fn detect() -> (NetMode, Option<String>) {
     (NetMode::None, Some(why.join("; ")))
 }
 
-fn try_mode(mode: NetMode) -> Result<(), String> {
+/// Whether a namespace of `mode` can be made here (tried in a short-lived child).
+pub(super) fn try_mode(mode: NetMode) -> Result<(), String> {
     let setup = NetSetup::new(mode);
     probe_child(move || setup.apply())
 }

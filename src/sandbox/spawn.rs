@@ -771,13 +771,19 @@ mod tests {
         drop(child);
     }
 
+    /// Fails, saying why, where this user cannot make user namespaces (some distributions
+    /// forbid unprivileged ones): the `clone` path needs them, as an unprivileged user's
+    /// confinement does.
+    fn assert_user_namespaces() {
+        if let Err(why) = super::super::netns::try_mode(NetMode::UserAndNet) {
+            panic!("needs user namespaces, which cannot be made here: {why}");
+        }
+    }
+
     /// Starts `script` as an unprivileged user's command starts, whoever runs the test: cloned
     /// into a user, network and PID namespace of its own, confining itself.
     async fn in_a_user_namespace(ws: &Path, script: String, c: &Confinement) -> (String, i32) {
-        assert!(
-            super::super::support().pid != super::super::pidns::PidMode::None,
-            "needs user namespaces (an unprivileged user's network and PID namespace)"
-        );
+        assert_user_namespaces();
         let (launch, reader, _) = bash_in(ws, script);
         let Plan { mut hook, .. } = Plan::new(c);
         hook.net = Some(super::super::netns::NetSetup::new(NetMode::UserAndNet));
@@ -866,6 +872,7 @@ mod tests {
         assert!(rulesets() < before + 20, "the rulesets leak");
 
         // A working folder that does not exist: the child's chdir fails and the start says so.
+        // (`in_a_user_namespace` checked above that user namespaces can be made.)
         let (launch, _reader, _) = bash_in(Path::new("/nonexistent-nlah"), "true".into());
         let Plan { mut hook, .. } = Plan::new(&c);
         hook.net = Some(super::super::netns::NetSetup::new(NetMode::UserAndNet));
@@ -877,6 +884,7 @@ mod tests {
     async fn stderr_goes_apart_when_asked_on_either_path() {
         let ws = tempfile::tempdir().unwrap();
         let c = Confinement::workspace(ws.path());
+        assert_user_namespaces();
         for user_ns in [false, true] {
             let (mut launch, out, _) = bash_in(ws.path(), "echo out; echo err >&2".into());
             let (err, err_w) = std::io::pipe().unwrap();

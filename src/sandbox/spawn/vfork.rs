@@ -5,7 +5,7 @@
 //! An unprivileged user gets a network (and PID) namespace only inside a user namespace, and
 //! `unshare` refuses a user namespace to a process of more than one thread, so this path used to
 //! `fork` nlah: with dozens of runs in the process, copying its page tables cost 10–30 ms per
-//! command (2–3× root's cost per cell). `clone` may make a user namespace for the new process
+//! command (2–3.6× root's CPU per cell). `clone` may make a user namespace for the new process
 //! from any thread, since the new process has only the one. With `CLONE_VM` the child runs in
 //! nlah's memory, on a stack of its own, while the thread that cloned it waits (`CLONE_VFORK`)
 //! until it execs or exits; so the child only makes system calls on data prepared before, writes
@@ -182,16 +182,20 @@ fn default_signal_handlers() {
 /// The child's stack, mapped for one start, with a guard page at its low end.
 struct Stack {
     base: *mut c_void,
+    /// The whole mapping: the guard page and [`STACK`], in whole pages.
+    len: usize,
 }
 
 impl Stack {
     fn new() -> std::io::Result<Stack> {
-        let page = 4096;
-        // SAFETY: a fresh anonymous mapping; the guard page is inside it.
+        // SAFETY: sysconf has no preconditions; Linux always answers for the page size.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let len = page + STACK.div_ceil(page) * page;
+        // SAFETY: a fresh anonymous mapping; the guard page is its first page.
         unsafe {
             let base = libc::mmap(
                 std::ptr::null_mut(),
-                STACK + page,
+                len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
                 -1,
@@ -200,7 +204,7 @@ impl Stack {
             if base == libc::MAP_FAILED {
                 return Err(std::io::Error::last_os_error());
             }
-            let stack = Stack { base };
+            let stack = Stack { base, len };
             if libc::mprotect(base, page, libc::PROT_NONE) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -209,17 +213,17 @@ impl Stack {
     }
 
     /// Where the stack starts: its high end (it grows down on every architecture Linux runs
-    /// Rust on but PA-RISC, where nlah does not build), 16-byte aligned.
+    /// Rust on but PA-RISC, where nlah does not build), page-aligned and so 16-byte aligned.
     fn top(&self) -> *mut c_void {
         // SAFETY: one past the end of the mapping, never dereferenced as such.
-        unsafe { self.base.cast::<u8>().add(STACK + 4096).cast() }
+        unsafe { self.base.cast::<u8>().add(self.len).cast() }
     }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `new`, no longer in use.
-        unsafe { libc::munmap(self.base, STACK + 4096) };
+        unsafe { libc::munmap(self.base, self.len) };
     }
 }
 
