@@ -308,7 +308,8 @@ struct ChildHook {
     rlimits: Vec<limits::Rlimit>,
     /// Started by root: drop the capabilities that get around Landlock.
     drop_caps: bool,
-    ruleset: Option<landlock::RulesetCreated>,
+    /// The Landlock ruleset's descriptor ([`landlock_fs::build`]).
+    ruleset: Option<std::os::fd::OwnedFd>,
     /// Landlock was planned: its absence at exec time (a second spawn) is an error.
     needs_ruleset: bool,
     /// Preparation failed in the parent: refuse to start with this errno.
@@ -339,7 +340,9 @@ impl ChildHook {
     /// writable paths.
     fn after_namespace(&mut self) -> std::io::Result<()> {
         let ruleset = self.ruleset.take();
-        self.caps_then_landlock(|| ruleset.map(landlock_fs::restrict))
+        self.caps_then_landlock(|| {
+            ruleset.map(|fd| landlock_fs::restrict_fd(std::os::fd::AsRawFd::as_raw_fd(&fd)))
+        })
     }
 
     /// The last steps: the capabilities root keeps, then Landlock by `restrict` (`None`: no
@@ -553,7 +556,7 @@ impl Plan {
             ));
             Level::Unavailable
         } else {
-            match landlock_fs::build(c, deny_tcp, &mut notes) {
+            match landlock_fs::build(c, abi, deny_tcp, &mut notes) {
                 Ok(rs) => {
                     hook.ruleset = Some(rs);
                     hook.needs_ruleset = true;

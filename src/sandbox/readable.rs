@@ -56,6 +56,9 @@ pub(super) struct SystemPath {
     pub fd: OwnedFd,
     /// One of [`DEVICES`], which commands also write.
     pub device: bool,
+    /// A folder, not a file: rights on a folder's entries apply (found once here, so that a
+    /// ruleset need not ask `fstat` for every path each time it is built).
+    pub folder: bool,
 }
 
 /// The system's readable paths, opened once.
@@ -72,14 +75,18 @@ pub(super) fn system() -> &'static [SystemPath] {
             if out.iter().any(|q| p.starts_with(&q.path)) {
                 continue;
             }
-            if let Ok(fd) = open_path(&p) {
-                let device = DEVICES.iter().any(|d| p == Path::new(d));
-                out.push(SystemPath {
-                    path: p,
-                    fd,
-                    device,
-                });
-            }
+            let Ok(fd) = open_path(&p) else { continue };
+            let Ok(stat) = rustix::fs::fstat(&fd) else {
+                continue;
+            };
+            let folder = rustix::fs::FileType::from_raw_mode(stat.st_mode).is_dir();
+            let device = DEVICES.iter().any(|d| p == Path::new(d));
+            out.push(SystemPath {
+                path: p,
+                fd,
+                device,
+                folder,
+            });
         }
         out
     })

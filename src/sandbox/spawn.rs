@@ -268,7 +268,7 @@ async fn spawn_from_thread(
         error: launch.error,
         input: launch.input,
         ruleset: match how {
-            How::Clone => hook.ruleset.take().and_then(Into::into),
+            How::Clone => hook.ruleset.take(),
             How::Thread => None,
         },
     };
