@@ -66,6 +66,15 @@ pub struct ToolBox {
 }
 
 impl ToolBox {
+    /// Starts the child's shell when `shell` is among its tools ([`tools::warm_shell`]).
+    fn warm_up(&self) -> Option<impl Future<Output = ()> + '_> {
+        self.builtin
+            .iter()
+            .any(|s| s.name == "shell")
+            .then(|| tools::warm_shell(&self.ctx))
+            .flatten()
+    }
+
     /// The tools offered: the built-ins (with `finish`: see `tools::finish`) and the MCP servers'.
     pub fn specs(&self) -> Vec<ToolSpec> {
         let mut v = self.builtin.clone();
@@ -306,6 +315,15 @@ pub struct Session<'a> {
 
 /// Runs a child to its end.
 pub async fn run(s: Session<'_>) -> SessionResult {
+    // The child's shell starts beside the first model call, off the path of its first command.
+    match s.tools.warm_up() {
+        Some(warm) => tokio::join!(steps(s), warm).0,
+        None => steps(s).await,
+    }
+}
+
+/// The session's steps: model calls and the tool calls they ask for, to the end.
+async fn steps(s: Session<'_>) -> SessionResult {
     let Session {
         backend,
         spec,

@@ -102,3 +102,48 @@ async fn a_basic_run_leaves_a_complete_workspace() {
     assert!(!ran.exists("tests"));
     assert!(ran.stdout.contains("PASSED"), "{}", ran.stdout);
 }
+
+/// A child's shell starts while its first model call is in flight, so that its first command
+/// does not wait for `bash` and its confinement: the shell that runs it is older than the model
+/// took to answer (bash's `SECONDS` counts from its start).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_childs_shell_starts_beside_its_first_model_call() {
+    let probe = tempfile::tempdir().unwrap();
+    assert!(
+        nlah::sandbox::session::ShellSession::available(&nlah::sandbox::Confinement::workspace(
+            probe.path()
+        )),
+        "this test needs shell sessions, which need PID namespaces (root, or user namespaces)"
+    );
+    let env = TestEnv::with_model(|t: &Turn| {
+        if t.turn == 0 {
+            // The model thinks for 1.3 s before its first command.
+            std::thread::sleep(std::time::Duration::from_millis(1300));
+            return Answer::shell("echo shell-age=$SECONDS; echo 42 > artifacts/result.txt");
+        }
+        diligent(&Turn {
+            turn: t.turn - 1,
+            ..t.clone()
+        })
+    })
+    .await;
+    let ran = env
+        .nlah_run(&[
+            "harness-skills/basic",
+            "tests/fixtures/tasks/write-result",
+            "--model",
+            "openai:mock-1",
+        ])
+        .await;
+    assert_eq!(
+        ran.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        ran.stdout, ran.stderr
+    );
+    let mut transcripts = String::new();
+    for child in std::fs::read_dir(ran.ws.join("children")).unwrap() {
+        let t = child.unwrap().path().join("transcript.jsonl");
+        transcripts.push_str(&std::fs::read_to_string(t).unwrap_or_default());
+    }
+    assert!(transcripts.contains("shell-age=1"), "{transcripts}");
+}

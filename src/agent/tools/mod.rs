@@ -28,6 +28,12 @@ use crate::sandbox::session::ShellSession;
 
 pub use self::schema::builtin_specs;
 
+/// Starts `ctx`'s shell ahead of the first `shell` call, to be awaited beside the first model
+/// call; `None` where there is nothing to start.
+pub fn warm_shell(ctx: &ToolContext) -> Option<impl Future<Output = ()> + '_> {
+    shell::warm_up(ctx)
+}
+
 /// Output kept per call unless the context says otherwise.
 pub const DEFAULT_OUTPUT_CAP: usize = 16 * 1024;
 /// Time limit of one shell command unless the context says otherwise.

@@ -118,6 +118,28 @@ fn limit_hit(
     }
 }
 
+/// Starts the child's shell before its first `shell` call, to run beside the first model call
+/// (a child's model calls are its longest waits), so that call finds `bash` running instead of
+/// waiting for it and its confinement to start. The shell's slot is taken here, before the
+/// start, so a call made meanwhile waits for this shell rather than starting another; a start
+/// that fails leaves the slot empty, and the first call tries again and says why. `None` where
+/// calls run without a session, or a shell is there already.
+pub(super) fn warm_up(ctx: &ToolContext) -> Option<impl Future<Output = ()> + '_> {
+    if !ShellSession::available(&ctx.confinement) {
+        return None;
+    }
+    let mut slot = ctx.shell.0.clone().try_lock_owned().ok()?;
+    if slot.is_some() {
+        return None;
+    }
+    Some(async move {
+        let allow = EnvAllowList::default();
+        if let Ok(s) = ShellSession::start(&ctx.workspace, &ctx.confinement, &allow).await {
+            *slot = Some(s);
+        }
+    })
+}
+
 /// Runs `command` in the child's shell, starting one when there is none (or the last ended).
 /// Returns the result and whether a shell was started after an earlier one ended (`exit`, a time
 /// limit): the working folder and variables then start afresh.
