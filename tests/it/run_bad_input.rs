@@ -65,14 +65,7 @@ async fn unreachable_server_is_an_infrastructure_error_after_retries() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_model_that_never_calls_a_tool_fails_cleanly() {
     let env = TestEnv::with_model(|_: &Turn| Answer::text("I would rather not.")).await;
-    let ran = env
-        .nlah_run(&[
-            "harness-skills/basic",
-            "tests/fixtures/tasks/write-result",
-            "--model",
-            "openai:m",
-        ])
-        .await;
+    let ran = env.run_basic("openai:m").await;
     assert_eq!(ran.code, 1);
     assert_clean_end(&ran, "failed");
     let finished = ran.kinds("child-finished");
@@ -106,14 +99,7 @@ async fn unknown_tools_and_malformed_arguments_get_corrections() {
         }
     })
     .await;
-    let ran = env
-        .nlah_run(&[
-            "harness-skills/basic",
-            "tests/fixtures/tasks/write-result",
-            "--model",
-            "openai:m",
-        ])
-        .await;
+    let ran = env.run_basic("openai:m").await;
     let tools = ran.kinds("tool-call");
     assert_eq!(tools[0]["tool"], "frobnicate");
     assert_eq!(tools[0]["ok"], false);

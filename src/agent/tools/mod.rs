@@ -56,8 +56,8 @@ pub struct ToolContext {
     pub shell_timeout: Duration,
     /// Bytes of output kept per call (head and tail).
     pub output_cap: usize,
-    /// The child's long-lived shell, started by its first `shell` call (shared by the context's
-    /// clones, which are the same child's).
+    /// The child's long-lived shell, started beside its first model call ([`warm_shell`]) or by
+    /// its first `shell` call (shared by the context's clones, which are the same child's).
     pub shell: ShellHandle,
 }
 

@@ -128,6 +128,18 @@ impl TestEnv {
         ran
     }
 
+    /// `nlah run harness-skills/basic tests/fixtures/tasks/write-result --model MODEL`: the basic
+    /// harness on the task that asks for `artifacts/result.txt`.
+    pub async fn run_basic(&self, model: &str) -> Ran {
+        self.nlah_run(&[
+            "harness-skills/basic",
+            "tests/fixtures/tasks/write-result",
+            "--model",
+            model,
+        ])
+        .await
+    }
+
     /// `nlah ablate tests/fixtures/mini TASKS --module reviewer --seeds 2 --model openai:mock-1`:
     /// two variants, two seeds per task; the caller adds the rest.
     pub fn ablate_design(&self, tasks: &str) -> Command {
