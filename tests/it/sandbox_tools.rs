@@ -886,3 +886,26 @@ async fn the_shell_keeps_its_folder_and_variables_but_no_process_outlives_a_comm
         )
     );
 }
+
+/// No shell starts ahead of the first call while a writable path is missing: its rules would
+/// leave out a declared output file the child writes first (with `write`) and then changes with
+/// a command. Once the file is there, a shell started ahead may write it.
+#[tokio::test]
+async fn no_shell_starts_ahead_while_a_writable_path_is_missing() {
+    let ws = tempfile::tempdir().unwrap();
+    let mut ctx = context(ws.path());
+    assert!(
+        sandbox::session::ShellSession::available(&ctx.confinement),
+        "this test needs shell sessions, which need PID namespaces (root, or user namespaces)"
+    );
+    ctx.confinement.writable.push(ws.path().join("report.md"));
+    assert!(tools::warm_shell(&ctx).is_none());
+
+    // The child writes it (as its `write` tool would).
+    std::fs::write(ws.path().join("report.md"), "draft\n").unwrap();
+    tools::warm_shell(&ctx)
+        .expect("a shell started ahead once every writable path is there")
+        .await;
+    let out = shell(&ctx, "echo more >> report.md && cat report.md").await;
+    assert_eq!(out.content, "draft\nmore\nexit code: 0");
+}

@@ -123,9 +123,15 @@ fn limit_hit(
 /// waiting for it and its confinement to start. The shell's slot is taken here, before the
 /// start, so a call made meanwhile waits for this shell rather than starting another; a start
 /// that fails leaves the slot empty, and the first call tries again and says why. `None` where
-/// calls run without a session, or a shell is there already.
+/// calls run without a session, a shell is there already, or a writable path does not exist yet:
+/// a shell's rules cover the paths there when it starts, and a declared output file the child
+/// writes before its first command must stay writable to that command, as it is when the shell
+/// starts with it.
 pub(super) fn warm_up(ctx: &ToolContext) -> Option<impl Future<Output = ()> + '_> {
-    if !ShellSession::available(&ctx.confinement) {
+    // The scratch folder is made by the start itself, before the rules.
+    let scratch = ctx.workspace.join(crate::sandbox::Scratch::DIR);
+    let missing = |p: &std::path::PathBuf| *p != scratch && !p.exists();
+    if !ShellSession::available(&ctx.confinement) || ctx.confinement.writable.iter().any(missing) {
         return None;
     }
     let mut slot = ctx.shell.0.clone().try_lock_owned().ok()?;
